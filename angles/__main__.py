@@ -1,0 +1,3 @@
+from angles.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,27 @@
+"""``angles check``: checks only (and notifications)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from angles.cli.common import echo_json, format_option, open_context, split_names
+from angles.cli.output import print_report
+
+
+@click.command("check")
+@click.argument("args", nargs=-1, metavar="[PIPELINE] [NAME]...")
+@click.option("--test", is_flag=True, help="Simulate failing checks and really send notifications.")
+@format_option
+def command(args: tuple[str, ...], test: bool, output_format: str) -> int:
+    """Run the checks (all, or those NAMEd) and send notifications."""
+    from angles.core.history import record_run
+    from angles.core.runner import run_pipeline
+
+    pipeline, names = split_names(args)
+    with open_context(Path(pipeline), test=test) as context:
+        report = run_pipeline(context, backups=False, check_names=names)
+        record_run(context, report)
+    echo_json(report.to_dict()) if output_format == "json" else print_report(report)
+    raise click.exceptions.Exit(report.status.exit_code)

@@ -1,0 +1,92 @@
+"""Options and helpers shared by the commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from angles.core import logging as angles_logging
+from angles.core.context import Context
+from angles.core.pipeline import Pipeline
+from angles.core.plugins import Plugins, load_plugins
+from angles.core.redact import Redactor
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_PIPELINE = "angles.yaml"
+
+
+def pipeline_argument(function: F) -> F:
+    """The optional PIPELINE argument (default ./angles.yaml)."""
+    return click.argument(
+        "pipeline",
+        required=False,
+        default=DEFAULT_PIPELINE,
+        type=click.Path(path_type=Path, dir_okay=False),
+    )(function)
+
+
+def format_option(function: F) -> F:
+    """``--format text|json``."""
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        help="text for people, json for programs (one document on stdout).",
+    )(function)
+
+
+def load(path: Path, plugins: Plugins | None = None) -> tuple[Pipeline, Plugins]:
+    """Load plugins and the pipeline (raising PipelineError), and start logging."""
+    from angles.core.config import load_pipeline
+
+    plugins = plugins or load_plugins()
+    pipeline = load_pipeline(path, plugins)
+    angles_logging.configure(
+        pipeline.log_dir, Redactor(pipeline.secrets), console=angles_logging.console_stream()
+    )
+    return pipeline, plugins
+
+
+def open_context(path: Path, *, test: bool = False) -> Context:
+    """A run context for the pipeline at ``path``; close it when done."""
+    pipeline, plugins = load(path)
+    return Context(pipeline, plugins, test=test)
+
+
+def echo_json(data: Any) -> None:
+    """Print one JSON document on stdout, secrets redacted."""
+    clean = angles_logging.redactor()(data)
+    click.echo(json.dumps(clean, indent=2, ensure_ascii=False, default=str))
+
+
+def echo(text: str = "", **style: Any) -> None:
+    """Print text for people on stdout, secrets redacted."""
+    click.secho(angles_logging.redactor().text(text), **style)
+
+
+def is_terminal() -> bool:
+    """Whether a person is at the keyboard (stdin and stdout are terminals)."""
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+STATUS_COLOURS = {"ok": "green", "warning": "yellow", "error": "red"}
+
+
+def styled_status(status: str) -> str:
+    """The status word, coloured on a terminal."""
+    return click.style(status.upper(), fg=STATUS_COLOURS.get(status), bold=True)
+
+
+def split_names(args: tuple[str, ...]) -> tuple[str, list[str]]:
+    """``[PIPELINE] [NAME]...``: the first word is the pipeline when it names a YAML file."""
+    if args and (args[0].endswith((".yaml", ".yml")) or Path(args[0]).is_file()):
+        return args[0], list(args[1:])
+    return DEFAULT_PIPELINE, list(args)

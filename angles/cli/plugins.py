@@ -1,0 +1,23 @@
+"""``angles plugins``: installed plugins, their kinds, type names and packages."""
+
+from __future__ import annotations
+
+import click
+
+from angles.cli.common import echo, echo_json, format_option
+
+
+@click.command("plugins")
+@format_option
+def command(output_format: str) -> None:
+    """List installed plugins (builtins included) and the types they add."""
+    from angles.core.plugins import load_plugins
+
+    rows = load_plugins().describe()
+    if output_format == "json":
+        echo_json(rows)
+        return
+    for row in rows:
+        echo(f"{row['name']}  ({row['package']} {row['version']})", bold=True)
+        for kind, types in row["types"].items():
+            echo(f"    {kind}: {', '.join(types)}")

@@ -1,0 +1,26 @@
+"""``angles run``: checks, then backups, then notifications — the daily job."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from angles.cli.common import echo_json, format_option, open_context, pipeline_argument
+from angles.cli.output import print_report
+
+
+@click.command("run")
+@pipeline_argument
+@click.option("--test", is_flag=True, help="Simulate failing checks and really send notifications.")
+@format_option
+def command(pipeline: Path, test: bool, output_format: str) -> int:
+    """Run checks, then backups, then notifications."""
+    from angles.core.history import record_run
+    from angles.core.runner import run_pipeline
+
+    with open_context(pipeline, test=test) as context:
+        report = run_pipeline(context)
+        record_run(context, report)
+    echo_json(report.to_dict()) if output_format == "json" else print_report(report)
+    raise click.exceptions.Exit(report.status.exit_code)

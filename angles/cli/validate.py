@@ -1,0 +1,54 @@
+"""``angles validate``: load and check the pipeline without contacting any service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from angles.cli.common import echo, echo_json, format_option, load, pipeline_argument
+from angles.core.errors import ExitCode, PipelineError
+
+
+@click.command("validate")
+@pipeline_argument
+@format_option
+def command(pipeline: Path, output_format: str) -> int:
+    """Validate the pipeline file: schema, plugin types, references, variables."""
+    try:
+        loaded, _ = load(pipeline)
+    except PipelineError as exc:
+        if output_format != "json":
+            raise
+        echo_json(
+            {
+                "pipeline": str(pipeline),
+                "valid": False,
+                "problems": [
+                    {"file": p.file, "line": p.line, "key": p.key, "message": p.message}
+                    for p in exc.problems
+                ],
+            }
+        )
+        raise click.exceptions.Exit(ExitCode.INTERNAL) from None
+    summary = {
+        "checks": len(loaded.checks),
+        "backups": len(loaded.backups),
+        "sinks": len(loaded.sinks),
+        "notifiers": len(loaded.notifiers),
+        "connections": len(loaded.connections),
+    }
+    if output_format == "json":
+        echo_json(
+            {
+                "pipeline": str(pipeline),
+                "name": loaded.name,
+                "valid": True,
+                "problems": [],
+                **summary,
+            }
+        )
+    else:
+        counts = ", ".join(f"{n} {k}" for k, n in summary.items())
+        echo(f"{pipeline}: valid ({counts})", fg="green")
+    return ExitCode.OK

@@ -1,0 +1,478 @@
+"""Loading a pipeline file: YAML 1.2 with line numbers, variables, ``extends:`` and validation.
+
+Every problem is collected and reported at once, each with its file, line and key path,
+before any service is contacted.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from angles.core.errors import PipelineError, Problem
+from angles.core.pipeline import Pipeline
+from angles.core.plugins import Plugins
+from angles.core.redact import Redactor, is_secret_name
+
+KeyPath = tuple[str | int, ...]
+
+VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_INTEGER = re.compile(r"^[-+]?[0-9]+$")
+_FLOAT = re.compile(r"^[-+]?([0-9]+\.[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$")
+_BOOLEANS = {
+    "true": True,
+    "True": True,
+    "TRUE": True,
+    "false": False,
+    "False": False,
+    "FALSE": False,
+}
+
+# Where each kind's entries live in the document, and whether they are a list or a map.
+SECTIONS = {
+    "connection": "connections",
+    "check": "checks",
+    "sink": "sinks",
+    "notifier": "notifiers",
+}
+
+
+def format_path(path: Iterable[str | int]) -> str:
+    """``checks[2].warn_above`` from ``("checks", 2, "warn_above")``."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def load_pipeline(
+    path: str | Path, plugins: Plugins, environ: Mapping[str, str] | None = None
+) -> Pipeline:
+    """Read, interpolate, merge and validate a pipeline file.
+
+    Raises :class:`PipelineError` listing every problem found.
+    """
+    path = Path(path)
+    environment = {
+        **read_dotenv(path.parent / ".env"),
+        **(environ if environ is not None else os.environ),
+    }
+    loader = _Loader(environment)
+    document = loader.read(path, chain=())
+    problems = list(loader.problems)
+    if document is not None:
+        # A missing variable is reported once, not again as a wrong value for its key.
+        reported = {p.key for p in problems}
+        found = _Validator(document, loader.lines, plugins, path).validate()
+        problems += [p for p in found if p.key not in reported]
+    secrets = set(loader.secrets)
+    if document is not None:
+        secrets |= secret_values(document, plugins)
+    if problems:
+        redact = Redactor(secrets)
+        problems.sort(key=lambda p: (p.file != str(path), p.file, p.line or 0))
+        raise PipelineError(
+            [Problem(p.file, p.line, p.key, redact.text(p.message)) for p in problems]
+        )
+    assert document is not None
+    return Pipeline(path, document, frozenset(secrets), loader.lines)
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """``KEY=value`` lines of a ``.env`` file (``export``, quotes and comments allowed)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return {}
+    values = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        values[key.strip()] = value
+    return values
+
+
+class _Loader:
+    """Reads files (following ``extends:``), keeping lines and substituting variables."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+        self.problems: list[Problem] = []
+        self.lines: dict[str, tuple[str, int]] = {}
+        self.secrets: set[str] = set()
+
+    def problem(self, file: Path, line: int | None, path: KeyPath, message: str) -> None:
+        self.problems.append(Problem(str(file), line, format_path(path), message))
+
+    def read(self, path: Path, chain: tuple[Path, ...]) -> dict[str, Any] | None:
+        from ruamel.yaml import YAML
+        from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            self.problem(path, None, (), "no such pipeline file (write one with `angles init`)")
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            self.problem(path, None, (), f"cannot read the pipeline file: {reason}")
+            return None
+        yaml = YAML(typ="rt")
+        yaml.preserve_quotes = True
+        try:
+            node = yaml.load(text)
+        except MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line = mark.line + 1 if mark else None
+            message = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
+            self.problem(path, line, (), f"invalid YAML: {message}")
+            return None
+        except YAMLError as exc:
+            self.problem(path, None, (), f"invalid YAML: {' '.join(str(exc).split())}")
+            return None
+        if node is None:
+            node = {}
+        if not isinstance(node, dict):
+            self.problem(path, 1, (), "a pipeline file is a mapping of keys (version:, checks:, …)")
+            return None
+        lines: dict[str, tuple[str, int]] = {}
+        document = self._plain(node, (), path, lines)
+        base_name = document.get("extends")
+        if isinstance(base_name, str) and base_name:
+            base_path = (path.parent / base_name).resolve()
+            if base_path in chain or base_path == path.resolve():
+                self.problem(
+                    path, self._line(lines, ("extends",)), ("extends",), "extends itself in a loop"
+                )
+                return None
+            base = self.read(base_path, (*chain, path.resolve()))
+            if base is None:
+                return None
+            document = deep_merge(base, document)
+        self.lines.update(lines)
+        return document
+
+    @staticmethod
+    def _line(lines: dict[str, tuple[str, int]], path: KeyPath) -> int | None:
+        found = lines.get(format_path(path))
+        return found[1] if found else None
+
+    def _plain(
+        self, node: Any, path: KeyPath, file: Path, lines: dict[str, tuple[str, int]]
+    ) -> Any:
+        """Plain dicts and lists from ruamel's nodes, recording each key's line."""
+        if isinstance(node, dict):
+            result = {}
+            for key in node:
+                line = node.lc.key(key)[0] + 1 if hasattr(node, "lc") else None
+                child = (*path, str(key))
+                if line:
+                    lines[format_path(child)] = (str(file), line)
+                result[str(key)] = self._plain(node[key], child, file, lines)
+            return result
+        if isinstance(node, list):
+            items = []
+            for index, item in enumerate(node):
+                child = (*path, index)
+                if hasattr(node, "lc"):
+                    lines[format_path(child)] = (str(file), node.lc.item(index)[0] + 1)
+                items.append(self._plain(item, child, file, lines))
+            return items
+        if isinstance(node, str):
+            return self._substitute(node, path, file, lines)
+        return node
+
+    def _substitute(
+        self, value: str, path: KeyPath, file: Path, lines: dict[str, tuple[str, int]]
+    ) -> Any:
+        from ruamel.yaml.scalarstring import ScalarString
+
+        missing: list[str] = []
+
+        def replace(match: re.Match[str]) -> str:
+            if match.group(0) == "$$":
+                return "$"
+            name, default = match.group(1), match.group(2)
+            found = self.environ.get(name)
+            if found is None or (found == "" and default is not None):
+                if default is None:
+                    missing.append(name)
+                    return ""
+                found = default
+            if is_secret_name(name) and found:
+                self.secrets.add(found)
+            return found
+
+        result = VARIABLE.sub(replace, value)
+        for name in missing:
+            line = self._line(lines, path)
+            self.problem(
+                file,
+                line,
+                path,
+                f"variable {name} is not set: export it, add it to .env beside the pipeline, "
+                f"or write ${{{name}:-default}}",
+            )
+        whole = VARIABLE.fullmatch(value) and value != "$$"
+        if whole and not isinstance(value, ScalarString):
+            return resolve_scalar(result)
+        return result
+
+
+def resolve_scalar(text: str) -> Any:
+    """A substituted plain scalar typed as YAML 1.2 would type it (``587`` is an integer)."""
+    if _INTEGER.match(text):
+        return int(text)
+    if _FLOAT.match(text):
+        return float(text)
+    return _BOOLEANS.get(text, text)
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Maps merge key by key; lists and scalars in ``override`` replace."""
+    merged = dict(base)
+    for key, value in override.items():
+        if key == "extends":
+            continue
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def secret_values(document: dict[str, Any], plugins: Plugins) -> set[str]:
+    """Values of properties that plugins mark ``"secret": true``."""
+    found = set()
+    for kind, section in SECTIONS.items():
+        for _, entry in _entries(document.get(section)):
+            cls = plugins.registries[kind].get(entry.get("type"))
+            for key in cls.secret_options() if cls else ():
+                value = entry.get(key)
+                if isinstance(value, str) and value:
+                    found.add(value)
+    return found
+
+
+def _entries(section: Any) -> list[tuple[str | int, dict[str, Any]]]:
+    """The entries of a section that are mappings (the schema reports the others)."""
+    if isinstance(section, dict):
+        pairs = list(section.items())
+    elif isinstance(section, list):
+        pairs = list(enumerate(section))
+    else:
+        return []
+    return [(key, entry) for key, entry in pairs if isinstance(entry, dict)]
+
+
+class _Validator:
+    """Schema validation, plugin types, references and names, as located problems."""
+
+    def __init__(
+        self,
+        document: dict[str, Any],
+        lines: dict[str, tuple[str, int]],
+        plugins: Plugins,
+        path: Path,
+    ) -> None:
+        self.document = document
+        self.lines = lines
+        self.plugins = plugins
+        self.path = path
+        self.problems: list[Problem] = []
+
+    def add(self, path: KeyPath, message: str) -> None:
+        file, line = str(self.path), None
+        probe = tuple(path)
+        while True:
+            found = self.lines.get(format_path(probe))
+            if found:
+                file, line = found
+                break
+            if not probe:
+                break
+            probe = probe[:-1]
+        self.problems.append(Problem(file, line, format_path(path), message))
+
+    def validate(self) -> list[Problem]:
+        from angles.core.schema import CORE_SCHEMA
+
+        self.check_schema(CORE_SCHEMA, self.document, ())
+        for kind, section in SECTIONS.items():
+            for key, entry in _entries(self.document.get(section)):
+                if isinstance(entry.get("type"), str):
+                    self.check_entry(kind, (section, key), entry)
+        self.check_names()
+        self.check_references()
+        self.check_schedule()
+        return self.problems
+
+    def check_schema(self, schema: dict[str, Any], instance: Any, prefix: KeyPath) -> None:
+        from jsonschema import Draft202012Validator
+
+        validator = Draft202012Validator(schema)
+        for error in sorted(
+            validator.iter_errors(instance), key=lambda e: list(map(str, e.absolute_path))
+        ):
+            path = (*prefix, *error.absolute_path)
+            for at, message in _describe(error):
+                self.add((*path, *at), message)
+
+    def check_entry(self, kind: str, path: KeyPath, entry: dict[str, Any]) -> None:
+        from angles.core.schema import entry_schema
+
+        registry = self.plugins.registries[kind]
+        type_name = entry.get("type")
+        cls = registry.get(type_name)
+        if cls is None:
+            known = ", ".join(registry) or "none"
+            hint = _did_you_mean(str(type_name), list(registry))
+            self.add(
+                (*path, "type"),
+                f"unknown {kind} type {type_name!r}{hint}; installed: {known} (see `angles plugins`)",
+            )
+            return
+        before = len(self.problems)
+        self.check_schema(entry_schema(kind, cls), entry, path)
+        if len(self.problems) == before:
+            for key, message in (
+                cls.validate_config(entry) if hasattr(cls, "validate_config") else ()
+            ):
+                self.add((*path, key), message)
+
+    def check_names(self) -> None:
+        for section in ("checks", "backups", "notifiers"):
+            seen: dict[str, int] = {}
+            for index, entry in _entries(self.document.get(section)):
+                name = entry.get("name")
+                if name is None:
+                    continue
+                if name in seen:
+                    self.add(
+                        (section, index, "name"), f"the name {name!r} is used twice in {section}"
+                    )
+                seen.setdefault(name, index)
+
+    def check_references(self) -> None:
+        from angles.core.connection import Database
+
+        connections = dict(_entries(self.document.get("connections")))
+        sinks = dict(_entries(self.document.get("sinks")))
+
+        def connection_class(name: str) -> type | None:
+            entry = connections.get(name)
+            return self.plugins.connections.get(entry.get("type")) if entry else None
+
+        def refer(path: KeyPath, name: Any, pool: dict[str, Any], what: str) -> bool:
+            if name in pool:
+                return True
+            defined = ", ".join(pool) or "none"
+            self.add(
+                path,
+                f"unknown {what} {name!r}{_did_you_mean(str(name), list(pool))}; defined: {defined}",
+            )
+            return False
+
+        for index, check in _entries(self.document.get("checks")):
+            cls = self.plugins.checks.get(check.get("type"))
+            needed = getattr(cls, "connection_type", None)
+            if "connection" in check and refer(
+                ("checks", index, "connection"), check["connection"], connections, "connection"
+            ):
+                actual = connection_class(check["connection"])
+                if needed and actual and not issubclass(actual, needed):
+                    self.add(
+                        ("checks", index, "connection"),
+                        f"a {check['type']} check needs a {needed.__name__.lower()} connection; "
+                        f"{check['connection']!r} is a {actual.type} connection",
+                    )
+        for index, backup in _entries(self.document.get("backups")):
+            if "connection" in backup and refer(
+                ("backups", index, "connection"), backup["connection"], connections, "connection"
+            ):
+                actual = connection_class(backup["connection"])
+                if actual and not issubclass(actual, Database):
+                    self.add(
+                        ("backups", index, "connection"),
+                        f"{backup['connection']!r} is a {actual.type} connection, which holds no tables",
+                    )
+            for position, sink in enumerate(backup.get("sinks") or []):
+                refer(("backups", index, "sinks", position), sink, sinks, "sink")
+
+    def check_schedule(self) -> None:
+        schedule = self.document.get("schedule")
+        if schedule is None:
+            return
+        from croniter import croniter
+
+        if not croniter.is_valid(schedule):
+            self.add(("schedule",), f'{schedule!r} is not a cron expression (e.g. "0 3 * * *")')
+
+
+def _describe(error: Any) -> list[tuple[KeyPath, str]]:
+    """Messages a person understands for one jsonschema error, with sub-paths."""
+    validator, value, instance = error.validator, error.validator_value, error.instance
+    if validator == "additionalProperties" and isinstance(instance, dict):
+        allowed = list(error.schema.get("properties", {}))
+        extra = [k for k in instance if k not in allowed]
+        return [
+            (
+                (key,),
+                f"unknown key {key!r}{_did_you_mean(key, allowed)}; allowed: {', '.join(allowed)}",
+            )
+            for key in extra
+        ]
+    if validator == "required":
+        missing = [k for k in value if k not in instance]
+        return [((), f"missing required key {k!r}") for k in missing]
+    if validator == "type":
+        expected = " or ".join(value) if isinstance(value, list) else value
+        return [((), f"expected {_article(expected)}, got {_show(instance)}")]
+    if validator == "enum":
+        return [((), f"must be one of {', '.join(map(str, value))}, got {_show(instance)}")]
+    if validator == "const":
+        return [((), f"must be {value!r}, got {_show(instance)}")]
+    if validator == "pattern" and error.schema.get("pattern") == r"^\s*\d+\s*(s|m|h|d|w)\s*$":
+        return [((), f"expected a duration such as 30m, 6h or 1d, got {_show(instance)}")]
+    if validator in {"minimum", "exclusiveMinimum", "maximum", "minItems", "minLength"}:
+        return [((), f"{_show(instance)} is too small ({validator} {value})")]
+    return [((), error.message)]
+
+
+def _article(type_name: str) -> str:
+    names = {
+        "object": "a mapping",
+        "array": "a list",
+        "integer": "an integer",
+        "string": "a string",
+        "number": "a number",
+        "boolean": "true or false",
+        "null": "nothing",
+    }
+    return names.get(type_name, type_name)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "nothing"
+    return repr(value)
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

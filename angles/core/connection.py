@@ -1,0 +1,90 @@
+"""The connection interface: a named, configured client that checks, backups and restores use.
+
+A connection type that holds tables implements :class:`Database`; one that is only an API
+(Notion) implements :class:`Connection`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from angles.core.filters import Filter
+from angles.core.plugin import Plugin
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """A table as a database describes it: column types and primary key, in column order."""
+
+    name: str
+    columns: dict[str, str]
+    primary_key: tuple[str, ...]
+
+    def key_of(self, row: Row) -> tuple[Any, ...]:
+        """The primary key of a row, as a tuple."""
+        return tuple(row[column] for column in self.primary_key)
+
+
+class Connection(Plugin):
+    """A client for one service, configured by one entry under ``connections:``.
+
+    ``service`` is the name people know the service by ("Supabase"), used in messages.
+    A connection opens lazily, is shared by every check and backup of a run, and is
+    closed by the core at the end with :meth:`close`.
+    """
+
+    kind = "connection"
+    service: ClassVar[str] = ""
+
+    def close(self) -> None:
+        """Release what the connection holds (sockets, files). Called once, at the end."""
+
+
+class Database(Connection):
+    """A connection that holds tables: what backups, restores and ``sync_backlog`` need.
+
+    Filters (``where``) are :class:`angles.core.filters.Filter` objects, parsed from the
+    PostgREST syntax users write in the pipeline (``notion_synced=is.false``).
+    """
+
+    #: Rows per page when streaming; a backend caps it at what its server returns.
+    page_size: ClassVar[int] = 1000
+
+    def describe(self, table: str) -> TableSchema:
+        """Columns (name → type) and primary key of ``table``."""
+        raise NotImplementedError
+
+    def count(self, table: str, where: Filter | None = None) -> int:
+        """The exact number of rows of ``table`` matching ``where``."""
+        raise NotImplementedError
+
+    def stream(self, table: str, schema: TableSchema, where: Filter | None = None) -> Iterator[Row]:
+        """Every row of ``table`` (matching ``where``), in primary-key order.
+
+        Reads page by page with keyset pagination, so memory does not grow with the table.
+        """
+        raise NotImplementedError
+
+    def select(
+        self,
+        table: str,
+        *,
+        where: Filter | None = None,
+        order_by: Sequence[tuple[str, bool]] = (),
+        limit: int = 10,
+    ) -> list[Row]:
+        """A few rows: ``order_by`` is a list of ``(column, descending)``."""
+        raise NotImplementedError
+
+    def upsert(
+        self, table: str, schema: TableSchema, rows: Iterable[Row], batch_size: int = 500
+    ) -> int:
+        """Insert or update ``rows`` by primary key, in batches; returns how many were written.
+
+        Backends with transactions write every batch in one transaction.
+        """
+        raise NotImplementedError

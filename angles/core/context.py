@@ -1,0 +1,81 @@
+"""What plugins see of a run: the pipeline, shared connections, sinks and HTTP clients."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from angles.core.errors import AnglesError
+
+if TYPE_CHECKING:
+    import httpx
+
+    from angles.core.connection import Connection
+    from angles.core.pipeline import Pipeline
+    from angles.core.plugin import Plugin
+    from angles.core.plugins import Plugins
+    from angles.core.sink import Sink
+
+
+class Context:
+    """One run's shared state, handed to every plugin instance.
+
+    Connections and sinks are created on first use and shared by every check and
+    backup of the run (safely across the threads checks run in); :meth:`close`
+    releases them.
+    """
+
+    def __init__(self, pipeline: Pipeline, plugins: Plugins, *, test: bool = False) -> None:
+        self.pipeline = pipeline
+        self.plugins = plugins
+        self.test = test
+        self._connections: dict[str, Connection] = {}
+        self._sinks: dict[str, Sink] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def default_timeout(self) -> float:
+        return self.pipeline.timeout_seconds
+
+    def create(self, kind: str, name: str, config: dict[str, Any]) -> Plugin:
+        """An instance of the plugin type that ``config["type"]`` names."""
+        cls = self.plugins.registries[kind].get(config["type"])
+        if cls is None:  # validation rejects this first; kept for direct API use
+            raise AnglesError(f"unknown {kind} type {config['type']!r}")
+        return cls(name, config, self)
+
+    def connection(self, name: str) -> Connection:
+        """The connection called ``name`` in the pipeline, created once per run."""
+        with self._lock:
+            if name not in self._connections:
+                config = self.pipeline.connections[name]
+                self._connections[name] = self.create("connection", name, config)  # type: ignore[assignment]
+            return self._connections[name]
+
+    def sink(self, name: str) -> Sink:
+        """The sink called ``name`` in the pipeline, created once per run."""
+        with self._lock:
+            if name not in self._sinks:
+                self._sinks[name] = self.create("sink", name, self.pipeline.sinks[name])  # type: ignore[assignment]
+            return self._sinks[name]
+
+    def http_client(self, service: str, **options: Any) -> httpx.Client:
+        """An HTTP client with angles' timeouts and user agent (see :mod:`angles.core.http`)."""
+        from angles.core.http import http_client
+
+        options.setdefault("timeout", self.default_timeout)
+        return http_client(service, **options)
+
+    def close(self) -> None:
+        """Close every connection opened during the run."""
+        with self._lock:
+            connections, self._connections = list(self._connections.values()), {}
+            self._sinks.clear()
+        for connection in connections:
+            connection.close()
+
+    def __enter__(self) -> Context:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,52 @@
+"""The base class every plugin class derives from, whatever its kind."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from angles.core.context import Context
+
+
+class Plugin:
+    """A configured instance of a plugin type, made from one entry of the pipeline file.
+
+    Subclasses set ``type`` (the name users write as ``type:``), a one-line
+    ``description``, and ``config_schema``: a JSON Schema object for the keys this type
+    reads, with ``additionalProperties: false`` and a ``description`` on every property.
+    A property holding a secret is marked ``"secret": true`` so that its value is kept out
+    of every log, report and notification. The core adds the keys common to the kind
+    (``name``, ``type``…), validates the entry, and passes it as ``config``.
+    """
+
+    kind: ClassVar[str] = ""
+    type: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    config_schema: ClassVar[Mapping[str, Any]] = {
+        "type": "object",
+        "properties": {},
+        "additionalProperties": False,
+    }
+
+    def __init__(self, name: str, config: Mapping[str, Any], context: Context) -> None:
+        self.name = name
+        self.config = config
+        self.context = context
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+    @classmethod
+    def validate_config(cls, config: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """Checks beyond the schema, run by ``angles validate``: ``(key, message)`` pairs.
+
+        The config has passed the schema. Nothing may be contacted here.
+        """
+        return []
+
+    @classmethod
+    def secret_options(cls) -> list[str]:
+        """The names of the properties marked ``"secret": true``."""
+        properties = cls.config_schema.get("properties", {})
+        return [key for key, spec in properties.items() if spec.get("secret")]

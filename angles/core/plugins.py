@@ -1,0 +1,182 @@
+"""Finding plugins: the plugin manager factory and one registry per plugin kind."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+import pluggy
+
+from angles.core import hookspecs
+from angles.core.check import Check
+from angles.core.connection import Connection
+from angles.core.errors import PluginError
+from angles.core.notifier import Notifier
+from angles.core.plugin import Plugin
+from angles.core.sink import Sink
+
+ENTRY_POINT_GROUP = "angles"
+DISABLE_VARIABLE = "ANGLES_DISABLE_PLUGINS"
+
+#: The builtin plugins, registered exactly like installed ones.
+BUILTIN_PLUGINS = (
+    "angles.plugins.connections.sqlite",
+    "angles.plugins.checks.sync_backlog",
+    "angles.plugins.sinks.local",
+    "angles.plugins.notifiers.console",
+)
+
+Register = Callable[[type[Plugin]], None]
+
+_KINDS: dict[str, tuple[type[Plugin], str]] = {
+    "connection": (Connection, "angles_register_connections"),
+    "check": (Check, "angles_register_checks"),
+    "sink": (Sink, "angles_register_sinks"),
+    "notifier": (Notifier, "angles_register_notifiers"),
+}
+
+
+def disabled_plugins() -> set[str]:
+    """Plugin names listed in ``ANGLES_DISABLE_PLUGINS`` (comma-separated)."""
+    value = os.environ.get(DISABLE_VARIABLE, "")
+    return {name.strip() for name in value.split(",") if name.strip()}
+
+
+def get_plugin_manager(*, entry_points: bool = True) -> pluggy.PluginManager:
+    """A new plugin manager with the hook specs, installed plugins and builtins.
+
+    Nothing is registered at import time; each call builds a fresh manager, which is
+    what tests do too. Plugins named in ``ANGLES_DISABLE_PLUGINS`` are blocked, and an
+    implementation of a hook that does not exist is rejected.
+    """
+    manager = pluggy.PluginManager("angles")
+    manager.add_hookspecs(hookspecs)
+    for name in disabled_plugins():
+        manager.set_blocked(name)
+    if entry_points:
+        manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    for module_name in BUILTIN_PLUGINS:
+        if not manager.is_blocked(module_name):
+            manager.register(importlib.import_module(module_name), name=module_name)
+    try:
+        manager.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(
+            f"plugin {exc.plugin_name!r} implements a hook that does not exist: {exc}",
+            hint="check the hook names against `angles.core.hookspecs`",
+        ) from exc
+    return manager
+
+
+@dataclass
+class Registry:
+    """The plugin types of one kind, by type name."""
+
+    kind: str
+    base: type[Plugin]
+    types: dict[str, type[Plugin]] = field(default_factory=dict)
+    owners: dict[str, str] = field(default_factory=dict)
+
+    def add(self, cls: type[Plugin], plugin_name: str) -> None:
+        """Register ``cls``; two plugins claiming one type name is an error naming both."""
+        if not (isinstance(cls, type) and issubclass(cls, self.base)):
+            raise PluginError(
+                f"plugin {plugin_name!r} registered {cls!r} as a {self.kind}, "
+                f"but it is not a subclass of angles.{self.base.__name__}"
+            )
+        if not cls.type:
+            raise PluginError(f"plugin {plugin_name!r}: {cls.__name__} has no `type` name")
+        if cls.type in self.types:
+            raise PluginError(
+                f"two plugins register the {self.kind} type {cls.type!r}: "
+                f"{self.owners[cls.type]} and {plugin_name}",
+                hint=f"disable one with {DISABLE_VARIABLE}",
+            )
+        self.types[cls.type] = cls
+        self.owners[cls.type] = plugin_name
+
+    def get(self, type_name: str) -> type[Plugin] | None:
+        return self.types.get(type_name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self.types))
+
+    def __contains__(self, type_name: object) -> bool:
+        return type_name in self.types
+
+
+@dataclass
+class Plugins:
+    """The loaded plugins: the manager and a registry per kind."""
+
+    manager: pluggy.PluginManager
+    registries: dict[str, Registry]
+
+    @property
+    def connections(self) -> Registry:
+        return self.registries["connection"]
+
+    @property
+    def checks(self) -> Registry:
+        return self.registries["check"]
+
+    @property
+    def sinks(self) -> Registry:
+        return self.registries["sink"]
+
+    @property
+    def notifiers(self) -> Registry:
+        return self.registries["notifier"]
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Every plugin: name, package, version and the types it adds per kind."""
+        distributions = {id(plugin): dist for plugin, dist in self.manager.list_plugin_distinfo()}
+        angles_version = _version("angles")
+        rows = []
+        for name, plugin in sorted(self.manager.list_name_plugin(), key=lambda item: item[0]):
+            if plugin is None:
+                continue
+            dist = distributions.get(id(plugin))
+            types = {
+                kind: sorted(t for t, owner in registry.owners.items() if owner == name)
+                for kind, registry in self.registries.items()
+            }
+            rows.append(
+                {
+                    "name": name,
+                    "package": dist.project_name if dist else "angles",
+                    "version": dist.version if dist else angles_version,
+                    "types": {kind: t for kind, t in types.items() if t},
+                }
+            )
+        return rows
+
+
+def load_plugins(manager: pluggy.PluginManager | None = None) -> Plugins:
+    """Ask every plugin for its types and fill one registry per kind."""
+    manager = manager or get_plugin_manager()
+    registries = {kind: Registry(kind, base) for kind, (base, _) in _KINDS.items()}
+    for kind, (_, hook_name) in _KINDS.items():
+        registry = registries[kind]
+        # Each implementation gets its own `register`, so a duplicate names its plugin.
+        for impl in getattr(manager.hook, hook_name).get_hookimpls():
+            impl.function(register=_registrar(registry, impl.plugin_name))
+    return Plugins(manager, registries)
+
+
+def _registrar(registry: Registry, plugin_name: str) -> Register:
+    def register(cls: type[Plugin]) -> None:
+        registry.add(cls, plugin_name)
+
+    return register
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "unknown"

@@ -1,0 +1,57 @@
+"""Statuses and the results that checks return."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from angles.core.errors import ExitCode
+
+
+class Status(str, Enum):
+    """The outcome of a check, a backup, a notification or a whole run."""
+
+    OK = "ok"
+    WARNING = "warning"
+    ERROR = "error"
+
+    @property
+    def severity(self) -> int:
+        return _SEVERITY[self]
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode(self.severity)
+
+    @classmethod
+    def worst(cls, statuses: Any) -> Status:
+        """The most severe of some statuses; ``ok`` when there are none."""
+        return max(statuses, key=lambda s: s.severity, default=cls.OK)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_SEVERITY = {Status.OK: 0, Status.WARNING: 1, Status.ERROR: 2}
+
+
+@dataclass
+class CheckResult:
+    """What a check returns: a status, a one-line message and details for programs."""
+
+    status: Status
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def ok(cls, message: str, **details: Any) -> CheckResult:
+        return cls(Status.OK, message, details)
+
+    @classmethod
+    def warning(cls, message: str, **details: Any) -> CheckResult:
+        return cls(Status.WARNING, message, details)
+
+    @classmethod
+    def error(cls, message: str, **details: Any) -> CheckResult:
+        return cls(Status.ERROR, message, details)

@@ -1,0 +1,149 @@
+"""Running a pipeline: checks concurrently, then backups, then notifications."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
+
+from angles.core.check import Check
+from angles.core.context import Context
+from angles.core.errors import AnglesError
+from angles.core.logging import get_logger
+from angles.core.report import CheckRun, RunReport
+from angles.core.results import CheckResult, Status
+
+MAX_CONCURRENT_CHECKS = 16
+
+
+def run_pipeline(
+    context: Context,
+    *,
+    checks: bool = True,
+    backups: bool = True,
+    check_names: Sequence[str] = (),
+    backup_names: Sequence[str] = (),
+    notify: bool = True,
+) -> RunReport:
+    """The daily job: checks, then backups, then notifications; returns the report."""
+    report = RunReport(context.pipeline.name, datetime.now(UTC), test=context.test)
+    started = time.perf_counter()
+    log = get_logger("runs", pipeline=report.pipeline, test=context.test)
+    log.info("run started")
+    if checks:
+        report.checks = run_checks(context, check_names)
+    if backups and context.pipeline.backups and not context.test:
+        from angles.core.backup.engine import run_backups
+
+        report.backups = run_backups(context, backup_names)
+    report.duration_seconds = time.perf_counter() - started
+    if notify:
+        from angles.core.alerting import send_notifications
+
+        report.notifications = send_notifications(context, report)
+    log.info(
+        "run finished",
+        status=report.status.value,
+        duration_seconds=round(report.duration_seconds, 3),
+        failing=[c.name for c in report.failing_checks],
+    )
+    return report
+
+
+def select_entries(entries: list[dict], names: Sequence[str], what: str) -> list[dict]:
+    """The entries named (all when ``names`` is empty); an unknown name is an error."""
+    if not names:
+        return entries
+    known = {entry["name"] for entry in entries}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise AnglesError(
+            f"no {what} named {', '.join(map(repr, unknown))}",
+            hint=f"the pipeline defines: {', '.join(sorted(known)) or 'none'}",
+        )
+    return [entry for entry in entries if entry["name"] in names]
+
+
+def run_checks(context: Context, names: Sequence[str] = ()) -> list[CheckRun]:
+    """Run the checks concurrently, each within its timeout; results in pipeline order.
+
+    A check that raises or overruns becomes an error result; it never stops the others.
+    """
+    entries = select_entries(context.pipeline.checks, names, "check")
+    log = get_logger("health", pipeline=context.pipeline.name)
+    if not entries:
+        return []
+    pool = ThreadPoolExecutor(
+        max_workers=min(len(entries), MAX_CONCURRENT_CHECKS), thread_name_prefix="check"
+    )
+    try:
+        futures = [
+            (entry, pool.submit(_run_one, context, entry), time.perf_counter()) for entry in entries
+        ]
+        results = [
+            _collect(context, entry, future, submitted) for entry, future, submitted in futures
+        ]
+    finally:
+        # A check that overran keeps its thread; the run does not wait for it.
+        pool.shutdown(wait=False, cancel_futures=True)
+    for result in results:
+        log.info(
+            "check finished",
+            check=result.name,
+            type=result.type,
+            status=result.status.value,
+            message=result.message,
+            duration_seconds=round(result.duration_seconds, 3),
+        )
+    return results
+
+
+def _timeout(context: Context, entry: dict) -> float:
+    return float(entry.get("timeout_seconds") or context.default_timeout)
+
+
+def _run_one(context: Context, entry: dict) -> tuple[CheckResult, float]:
+    started = time.perf_counter()
+    check: Check = context.create("check", entry["name"], entry)  # type: ignore[assignment]
+    try:
+        result = check.simulate_failure() if context.test else check.run()
+    except AnglesError as exc:
+        result = CheckResult.error(str(exc))
+    except Exception as exc:
+        result = CheckResult.error(one_line(exc))
+    if not isinstance(result, CheckResult):
+        result = CheckResult.error(
+            f"the {check.type} check returned {type(result).__name__}, not a CheckResult"
+        )
+    return result, time.perf_counter() - started
+
+
+def _collect(context: Context, entry: dict, future: Future, submitted: float) -> CheckRun:
+    timeout = _timeout(context, entry)
+    remaining = max(0.0, submitted + timeout - time.perf_counter())
+    try:
+        result, duration = future.result(timeout=remaining)
+    except TimeoutError:
+        future.cancel()
+        result = CheckResult.error(f"timed out after {timeout:g}s")
+        duration = time.perf_counter() - submitted
+    except Exception as exc:  # raised while creating the check
+        result, duration = CheckResult.error(one_line(exc)), time.perf_counter() - submitted
+    return CheckRun(
+        name=entry["name"],
+        type=entry["type"],
+        status=Status(result.status),
+        message=result.message,
+        duration_seconds=duration,
+        details=result.details,
+    )
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line: ``ValueError: bad value``."""
+    text = str(exc).strip().splitlines()
+    detail = text[0] if text else ""
+    if isinstance(exc, AnglesError):
+        return detail
+    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__

@@ -1,0 +1,239 @@
+"""The JSON Schema of the pipeline file: the core's keys merged with every plugin's own."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from angles.core.plugins import Plugins, Registry
+
+DURATION_PATTERN = r"^\s*\d+\s*(s|m|h|d|w)\s*$"
+
+#: Keys every entry of a kind has, whatever its type.
+COMMON_KEYS: dict[str, dict[str, Any]] = {
+    "connection": {
+        "type": {"type": "string", "description": "The connection type (see `angles plugins`)."},
+    },
+    "check": {
+        "name": {"type": "string", "minLength": 1, "description": "A unique name for the check."},
+        "type": {"type": "string", "description": "The check type (see `angles plugins`)."},
+        "timeout_seconds": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "description": "Seconds the check may take (default: defaults.timeout_seconds).",
+        },
+    },
+    "sink": {
+        "type": {"type": "string", "description": "The sink type (see `angles plugins`)."},
+        "retention_days": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "Delete backups older than this many days (after a new one is stored).",
+        },
+        "keep_daily": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Keep the newest backup of each of the last N days, whatever their age.",
+        },
+        "keep_weekly": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Keep the newest backup of each of the last N weeks.",
+        },
+        "keep_monthly": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Keep the newest backup of each of the last N months.",
+        },
+    },
+    "notifier": {
+        "name": {
+            "type": "string",
+            "minLength": 1,
+            "description": "A unique name for the notifier.",
+        },
+        "type": {"type": "string", "description": "The notifier type (see `angles plugins`)."},
+        "on": {
+            "type": "array",
+            "items": {"enum": ["warning", "error", "recovery", "always"]},
+            "uniqueItems": True,
+            "description": "When to notify: warning, error, recovery, always (default: warning, error, recovery).",
+        },
+        "failure_threshold": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "Alert after this many failing runs in a row (default 1).",
+        },
+        "remind_every": {
+            "type": ["string", "null"],
+            "pattern": DURATION_PATTERN,
+            "description": "Repeat a still-failing alert at most this often, e.g. 6h or 1d (default: every run).",
+        },
+        "timeout_seconds": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "description": "Seconds a delivery may take (default: defaults.timeout_seconds).",
+        },
+    },
+}
+
+CONNECTION_KEY = {
+    "type": "string",
+    "description": "The name of a connection under `connections:`.",
+}
+
+BACKUP_ENTRY: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "connection", "table", "sinks"],
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "description": "A unique name for the backup."},
+        "connection": CONNECTION_KEY,
+        "table": {"type": "string", "minLength": 1, "description": "The table to back up."},
+        "sinks": {
+            "type": "array",
+            "minItems": 1,
+            "items": {"type": "string"},
+            "description": "Names of the sinks (under `sinks:`) that store the backup.",
+        },
+    },
+}
+
+CORE_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "angles pipeline",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["version"],
+    "properties": {
+        "version": {"const": 1, "description": "The pipeline format version: 1."},
+        "extends": {
+            "type": "string",
+            "description": "A pipeline file this one builds on (maps merge, lists replace).",
+        },
+        "name": {
+            "type": "string",
+            "description": "The pipeline's name, used in reports and alerts.",
+        },
+        "schedule": {
+            "type": "string",
+            "description": "When `angles schedule` runs the pipeline: a cron expression, in UTC.",
+        },
+        "state": {
+            "type": "string",
+            "description": "The state store (run history): a SQLite path or a postgresql:// URL.",
+        },
+        "log_dir": {"type": "string", "description": "The folder of the log files."},
+        "connections": {
+            "type": "object",
+            "description": "Named connections that checks, backups and restores use.",
+            "additionalProperties": {"type": "object", "required": ["type"]},
+        },
+        "checks": {
+            "type": "array",
+            "description": "The health checks, run concurrently.",
+            "items": {"type": "object", "required": ["name", "type"]},
+        },
+        "backups": {
+            "type": "array",
+            "description": "The tables to back up, and where to.",
+            "items": BACKUP_ENTRY,
+        },
+        "sinks": {
+            "type": "object",
+            "description": "Named places that store backup files.",
+            "additionalProperties": {"type": "object", "required": ["type"]},
+        },
+        "notifiers": {
+            "type": "array",
+            "description": "Who to tell about a run, and when.",
+            "items": {"type": "object", "required": ["name", "type"]},
+        },
+        "restore": {
+            "type": "object",
+            "additionalProperties": False,
+            "description": "How restores behave.",
+            "properties": {
+                "auto_migrate": {
+                    "type": "boolean",
+                    "description": "Let a live restore proceed when the backup's columns differ from the table's.",
+                },
+                "batch_size": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "description": "Rows written per batch by a live restore (default 500).",
+                },
+            },
+        },
+        "defaults": {
+            "type": "object",
+            "additionalProperties": False,
+            "description": "Defaults for every entry.",
+            "properties": {
+                "timeout_seconds": {
+                    "type": "number",
+                    "exclusiveMinimum": 0,
+                    "description": "Seconds a check or notification may take (default 30).",
+                },
+            },
+        },
+    },
+}
+
+
+def entry_schema(kind: str, cls: type) -> dict[str, Any]:
+    """The full schema of one entry of ``kind`` whose type is ``cls``."""
+    own = copy.deepcopy(dict(cls.config_schema))
+    properties = {**COMMON_KEYS[kind], **own.get("properties", {})}
+    required = list(own.get("required", []))
+    if kind == "check" and getattr(cls, "connection_type", None) is not None:
+        properties.setdefault("connection", CONNECTION_KEY)
+        required.append("connection")
+    own.update(
+        type="object",
+        additionalProperties=False,
+        properties=properties,
+        required=sorted(
+            set(required) | ({"name", "type"} if kind in {"check", "notifier"} else {"type"})
+        ),
+    )
+    if cls.description:
+        own.setdefault("description", cls.description)
+    properties["type"] = {**properties["type"], "const": cls.type}
+    return own
+
+
+def build_schema(plugins: Plugins) -> dict[str, Any]:
+    """The pipeline schema with every installed plugin type, for validation and editors."""
+    schema = copy.deepcopy(CORE_SCHEMA)
+    defs: dict[str, Any] = {}
+    places = {
+        "connection": schema["properties"]["connections"],
+        "sink": schema["properties"]["sinks"],
+        "check": schema["properties"]["checks"],
+        "notifier": schema["properties"]["notifiers"],
+    }
+    for kind, place in places.items():
+        registry: Registry = plugins.registries[kind]
+        branches = []
+        for type_name in registry:
+            ref = f"{kind}.{type_name}"
+            defs[ref] = entry_schema(kind, registry.types[type_name])
+            branches.append(
+                {
+                    "if": {"properties": {"type": {"const": type_name}}},
+                    "then": {"$ref": f"#/$defs/{ref}"},
+                }
+            )
+        entry = {
+            "type": "object",
+            "required": ["type"],
+            "properties": {"type": {"enum": list(registry)}},
+            "allOf": branches,
+        }
+        if "items" in place:
+            place["items"] = entry
+        else:
+            place["additionalProperties"] = entry
+    schema["$defs"] = defs
+    return schema

@@ -1,0 +1,61 @@
+"""The sink interface: a place that stores backup files."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import BinaryIO, Protocol
+
+from angles.core.plugin import Plugin
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A file as a sink lists it."""
+
+    name: str
+    size: int | None = None
+    modified: datetime | None = None
+
+
+class SinkWriter(Protocol):
+    """What :meth:`Sink.transaction` yields: stores files that appear all at once."""
+
+    def store(self, name: str, chunks: Iterable[bytes]) -> int:
+        """Write one file from a stream of byte chunks; returns its size in bytes."""
+        ...
+
+
+class Sink(Plugin):
+    """One entry under ``sinks:``: stores, lists, reads and deletes backup files.
+
+    A sink never shows a half-written file: files stored in a :meth:`transaction` become
+    visible together when it ends without an exception (a rename for a folder, one commit
+    for a git repository), and nothing changes when it fails.
+    """
+
+    kind = "sink"
+
+    def transaction(self, message: str) -> AbstractContextManager[SinkWriter]:
+        """A batch of files to store; ``message`` describes it (a commit message)."""
+        raise NotImplementedError
+
+    def list(self) -> list[StoredFile]:
+        """Every backup file in the sink."""
+        raise NotImplementedError
+
+    def open(self, name: str) -> BinaryIO:
+        """A binary stream of one stored file; the caller closes it."""
+        raise NotImplementedError
+
+    def delete(self, names: Sequence[str], message: str) -> None:
+        """Remove files (retention); a sink with commits removes them in one."""
+        raise NotImplementedError
+
+    def iter_chunks(self, name: str, size: int = 1 << 16) -> Iterator[bytes]:
+        """The content of a stored file, chunk by chunk."""
+        with self.open(name) as stream:
+            while chunk := stream.read(size):
+                yield chunk

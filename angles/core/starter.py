@@ -1,0 +1,157 @@
+"""Starter files written by ``angles init``, and the conversion of the older config.json."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from angles.core.errors import AnglesError
+
+ENV_EXAMPLE = """\
+# Copy to .env beside angles.yaml (never commit it) and fill in.
+SUPABASE_URL=https://your-project.supabase.co
+SUPABASE_KEY=                # the service_role key: backups read every row
+NOTION_API_KEY=
+NOTION_DATABASE_ID=
+GITHUB_REPOSITORY=owner/angles-backup
+GITHUB_TOKEN=                # a token allowed to write contents of that repository
+SLACK_WEBHOOK_URL=
+SMTP_SERVER=
+SMTP_PORT=587
+SMTP_USERNAME=
+SMTP_PASSWORD=
+EMAIL_RECIPIENT=
+"""
+
+
+@dataclass
+class StarterSettings:
+    """What a starter pipeline is made of; the defaults are the production layout."""
+
+    schedule: str = "0 3 * * *"
+    repository: str = "${GITHUB_REPOSITORY}"
+    retention_days: int = 30
+    slack: bool = True
+    email: bool = True
+    auto_migrate: bool = False
+    timeout_seconds: int = 30
+    warn_above: int = 10
+    error_above: int = 50
+    notes: list[str] = field(default_factory=list)
+
+
+def from_old_config(config: dict[str, Any]) -> StarterSettings:
+    """Settings from the older ``config.json`` layout; ``notes`` say what was adapted."""
+    if not isinstance(config, dict):
+        raise AnglesError("config.json must hold a JSON object")
+    settings = StarterSettings()
+    section = _section(config, "scheduler")
+    run_time = section.get("run_time")
+    if run_time is not None:
+        match = re.fullmatch(r"(\d{1,2}):(\d{2})", str(run_time))
+        if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
+            raise AnglesError(f"scheduler.run_time {run_time!r} is not a time such as 03:00")
+        settings.schedule = f"{int(match.group(2))} {int(match.group(1))} * * *"
+    zone = section.get("timezone", "UTC")
+    if zone not in ("UTC", "Etc/UTC", "GMT"):
+        settings.notes.append(
+            f"scheduler.timezone was {zone}: angles schedules in UTC, adjust `schedule:`"
+        )
+    notifications = _section(config, "notifications")
+    method = notifications.get("method")
+    settings.slack = bool(notifications.get("slack_enabled", method in ("slack", "both")))
+    settings.email = bool(notifications.get("email_enabled", method in ("email", "both")))
+    backup = _section(config, "backup")
+    if backup.get("repository"):
+        name = str(backup["repository"])
+        settings.repository = name if "/" in name else f"${{GITHUB_OWNER}}/{name}"
+        if "/" not in name:
+            settings.notes.append("backup.repository had no owner: set GITHUB_OWNER")
+    settings.retention_days = int(backup.get("retention_days", settings.retention_days))
+    restore = _section(config, "restore")
+    settings.auto_migrate = bool(restore.get("auto_migrate", False))
+    if restore.get("dry_run_default") is False:
+        settings.notes.append(
+            "restore.dry_run_default was false: angles always dry-runs unless --live"
+        )
+    health = _section(config, "health_check")
+    settings.timeout_seconds = int(health.get("timeout_seconds", settings.timeout_seconds))
+    settings.warn_above = int(health.get("max_unsynced_warning", settings.warn_above))
+    settings.error_above = int(health.get("max_unsynced_error", settings.error_above))
+    return settings
+
+
+def _section(config: dict[str, Any], key: str) -> dict[str, Any]:
+    value = config.get(key) or {}
+    if not isinstance(value, dict):
+        raise AnglesError(f"config.json: {key} must be an object")
+    return value
+
+
+def starter_pipeline(settings: StarterSettings) -> str:
+    """The text of a production ``angles.yaml`` for these settings."""
+    notifiers = []
+    if settings.slack:
+        notifiers.append(
+            '  - {name: slack, type: slack, webhook_url: "${SLACK_WEBHOOK_URL}", '
+            "on: [warning, error, recovery]}"
+        )
+    if settings.email:
+        notifiers.append(
+            """  - name: email
+    type: smtp
+    host: "${SMTP_SERVER}"
+    port: "${SMTP_PORT:-587}"
+    username: "${SMTP_USERNAME}"
+    password: "${SMTP_PASSWORD}"
+    to: ["${EMAIL_RECIPIENT}"]
+    tls: starttls
+    on: [error, recovery]"""
+        )
+    if not notifiers:
+        notifiers.append("  - {name: console, type: console}")
+    notes = "".join(f"# NOTE: {note}\n" for note in settings.notes)
+    return f"""\
+# angles pipeline: checks, backups and alerts. Variables come from the environment or .env.
+{notes}version: 1
+name: production
+schedule: "{settings.schedule}"          # cron, in UTC
+state: .angles/state.db
+log_dir: logs
+
+connections:
+  supabase: {{type: supabase, url: "${{SUPABASE_URL}}", key: "${{SUPABASE_KEY}}"}}
+  notion:   {{type: notion, token: "${{NOTION_API_KEY}}"}}
+
+checks:
+  - {{name: supabase, type: supabase, connection: supabase, tables: [decision_vault]}}
+  - {{name: notion, type: notion, connection: notion, database_id: "${{NOTION_DATABASE_ID}}"}}
+  - name: sync
+    type: sync_backlog
+    connection: supabase
+    table: decision_vault
+    unsynced: "notion_synced=is.false"
+    warn_above: {settings.warn_above}
+    error_above: {settings.error_above}
+
+backups:
+  - {{name: decision_vault, connection: supabase, table: decision_vault, sinks: [github]}}
+
+sinks:
+  github:
+    type: github
+    repository: "{settings.repository}"
+    token: "${{GITHUB_TOKEN}}"
+    path: backups
+    retention_days: {settings.retention_days}
+
+notifiers:
+{chr(10).join(notifiers)}
+
+restore:
+  auto_migrate: {str(settings.auto_migrate).lower()}
+
+defaults:
+  timeout_seconds: {settings.timeout_seconds}
+"""

@@ -1,0 +1,15 @@
+"""The pytest plugin (entry point ``pytest11``) that exposes the angles test fixtures."""
+
+from __future__ import annotations
+
+from angles.testing.github import github_server  # noqa: F401
+from angles.testing.notion import _angles_notion_server, notion_server  # noqa: F401
+from angles.testing.slack import _angles_slack_server, slack_server  # noqa: F401
+from angles.testing.smtp import (  # noqa: F401
+    _angles_smtp_certificate,
+    _angles_smtp_server,
+    silent_smtp_server,
+    smtp_server,
+    smtp_server_factory,
+    unavailable_smtp_server,
+)
