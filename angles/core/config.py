@@ -136,6 +136,13 @@ class _Loader:
             mark = exc.problem_mark or exc.context_mark
             line = mark.line + 1 if mark else None
             message = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
+            source_lines = text.splitlines()
+            if (
+                line
+                and line <= len(source_lines) + 1
+                and "${" in "\n".join(source_lines[max(0, line - 2) : line])
+            ):
+                message += ' (inside { } or [ ], quote values that use variables: "${VAR}")'
             self.problem(path, line, (), f"invalid YAML: {message}")
             return None
         except YAMLError as exc:
@@ -146,7 +153,7 @@ class _Loader:
         if not isinstance(node, dict):
             self.problem(path, 1, (), "a pipeline file is a mapping of keys (version:, checks:, …)")
             return None
-        lines: dict[str, tuple[str, int]] = {}
+        lines: dict[str, tuple[str, int]] = {"": (str(path), 1)}
         document = self._plain(node, (), path, lines)
         base_name = document.get("extends")
         if isinstance(base_name, str) and base_name:

@@ -18,11 +18,16 @@ Row = dict[str, Any]
 
 @dataclass(frozen=True)
 class TableSchema:
-    """A table as a database describes it: column types and primary key, in column order."""
+    """A table as a database describes it: column types and primary key, in column order.
+
+    ``required`` names the columns an insert must give (NOT NULL without a default);
+    a backend that cannot tell leaves it empty.
+    """
 
     name: str
     columns: dict[str, str]
     primary_key: tuple[str, ...]
+    required: frozenset[str] = frozenset()
 
     def key_of(self, row: Row) -> tuple[Any, ...]:
         """The primary key of a row, as a tuple."""
@@ -66,6 +71,8 @@ class Database(Connection):
         """Every row of ``table`` (matching ``where``), in primary-key order.
 
         Reads page by page with keyset pagination, so memory does not grow with the table.
+        The order must be the one Python gives the key tuples (text by code point, i.e.
+        ``COLLATE "C"`` on PostgreSQL): restores merge this stream with a backup's rows.
         """
         raise NotImplementedError
 

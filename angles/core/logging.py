@@ -98,7 +98,7 @@ def _emit(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
             handle = _files.get(channel)
             if handle is None:
                 log_dir.mkdir(parents=True, exist_ok=True)
-                handle = open(
+                handle = open(  # noqa: SIM115 - kept open for the whole run
                     log_dir / LOG_FILES.get(channel, f"{channel}.log"), "a", encoding="utf-8"
                 )
                 _files[channel] = handle

@@ -21,6 +21,7 @@ from angles.core.sink import Sink
 
 ENTRY_POINT_GROUP = "angles"
 DISABLE_VARIABLE = "ANGLES_DISABLE_PLUGINS"
+EXTRA_VARIABLE = "ANGLES_PLUGINS"
 
 #: The builtin plugins, registered exactly like installed ones.
 BUILTIN_PLUGINS = (
@@ -40,10 +41,13 @@ _KINDS: dict[str, tuple[type[Plugin], str]] = {
 }
 
 
+def _names(variable: str) -> list[str]:
+    return [name.strip() for name in os.environ.get(variable, "").split(",") if name.strip()]
+
+
 def disabled_plugins() -> set[str]:
     """Plugin names listed in ``ANGLES_DISABLE_PLUGINS`` (comma-separated)."""
-    value = os.environ.get(DISABLE_VARIABLE, "")
-    return {name.strip() for name in value.split(",") if name.strip()}
+    return set(_names(DISABLE_VARIABLE))
 
 
 def get_plugin_manager(*, entry_points: bool = True) -> pluggy.PluginManager:
@@ -51,7 +55,9 @@ def get_plugin_manager(*, entry_points: bool = True) -> pluggy.PluginManager:
 
     Nothing is registered at import time; each call builds a fresh manager, which is
     what tests do too. Plugins named in ``ANGLES_DISABLE_PLUGINS`` are blocked, and an
-    implementation of a hook that does not exist is rejected.
+    implementation of a hook that does not exist is rejected. Modules named in
+    ``ANGLES_PLUGINS`` (comma-separated) are registered too, which is how a plugin is
+    tried without packaging it.
     """
     manager = pluggy.PluginManager("angles")
     manager.add_hookspecs(hookspecs)
@@ -59,14 +65,14 @@ def get_plugin_manager(*, entry_points: bool = True) -> pluggy.PluginManager:
         manager.set_blocked(name)
     if entry_points:
         manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
-    for module_name in BUILTIN_PLUGINS:
-        if not manager.is_blocked(module_name):
-            manager.register(importlib.import_module(module_name), name=module_name)
+    for module_name in (*_names(EXTRA_VARIABLE), *BUILTIN_PLUGINS):
+        if not manager.is_blocked(module_name) and manager.get_plugin(module_name) is None:
+            manager.register(_import(module_name), name=module_name)
     try:
         manager.check_pending()
     except pluggy.PluginValidationError as exc:
         raise PluginError(
-            f"plugin {exc.plugin_name!r} implements a hook that does not exist: {exc}",
+            f"plugin {manager.get_name(exc.plugin)!r} implements a hook that does not exist: {exc}",
             hint="check the hook names against `angles.core.hookspecs`",
         ) from exc
     return manager
@@ -173,6 +179,16 @@ def _registrar(registry: Registry, plugin_name: str) -> Register:
         registry.add(cls, plugin_name)
 
     return register
+
+
+def _import(module_name: str) -> Any:
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as exc:
+        raise PluginError(
+            f"cannot import plugin {module_name!r}: {exc}",
+            hint=f"check {EXTRA_VARIABLE}, or disable it with {DISABLE_VARIABLE}",
+        ) from exc
 
 
 def _version(package: str) -> str:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from angles.core.errors import ExitCode
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     """The outcome of a check, a backup, a notification or a whole run."""
 
     OK = "ok"
@@ -28,9 +28,6 @@ class Status(str, Enum):
     def worst(cls, statuses: Any) -> Status:
         """The most severe of some statuses; ``ok`` when there are none."""
         return max(statuses, key=lambda s: s.severity, default=cls.OK)
-
-    def __str__(self) -> str:
-        return self.value
 
 
 _SEVERITY = {Status.OK: 0, Status.WARNING: 1, Status.ERROR: 2}

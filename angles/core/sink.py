@@ -24,7 +24,11 @@ class SinkWriter(Protocol):
     """What :meth:`Sink.transaction` yields: stores files that appear all at once."""
 
     def store(self, name: str, chunks: Iterable[bytes]) -> int:
-        """Write one file from a stream of byte chunks; returns its size in bytes."""
+        """Write one file from a stream of byte chunks; returns its size in bytes.
+
+        A store that raises leaves nothing behind, and the transaction may go on
+        with other files (the backup engine stores every table of a run in one).
+        """
         ...
 
 
@@ -53,6 +57,14 @@ class Sink(Plugin):
     def delete(self, names: Sequence[str], message: str) -> None:
         """Remove files (retention); a sink with commits removes them in one."""
         raise NotImplementedError
+
+    def head(self, name: str, size: int = 1 << 16) -> bytes:
+        """The first ``size`` bytes of a stored file (to read its metadata line).
+
+        A remote sink can override this with a ranged request instead of a download.
+        """
+        with self.open(name) as stream:
+            return stream.read(size)
 
     def iter_chunks(self, name: str, size: int = 1 << 16) -> Iterator[bytes]:
         """The content of a stored file, chunk by chunk."""

@@ -23,7 +23,7 @@ import secrets
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -1049,6 +1049,8 @@ class GitHubServer(ServiceServer):
                 continue
             raw = data.encode() if isinstance(data, str) else bytes(data)
             flat = {p: e for p, e in flat.items() if not p.startswith(path + "/")}
+            for parent in itertools.accumulate(path.split("/")[:-1], lambda a, b: f"{a}/{b}"):
+                flat.pop(parent, None)  # a file where a folder now goes
             flat[path] = _Entry("100644", "blob", repo.put_blob(raw))
         if repo.empty:
             repo.default_branch = branch
@@ -1522,7 +1524,7 @@ def _node_id(kind: str, key: str) -> str:
 
 
 @pytest.fixture
-def github_server() -> Iterable[GitHubServer]:
+def github_server() -> Iterator[GitHubServer]:
     """A fresh :class:`GitHubServer` for one test (starting one takes milliseconds).
 
     Give PyGithub ``base_url=github_server.url`` and ``auth=Auth.Token(github_server.token)``.

@@ -271,10 +271,12 @@ def _make_handler(service: ServiceServer) -> type[BaseHTTPRequestHandler]:
             lowered = {k.lower() for k in response.headers}
             for name, value in response.headers.items():
                 self.send_header(name, value)
-            if self.command != "HEAD" and "content-length" not in lowered:
+            # HEAD, 204 and 304 answers carry no body, hence no Content-Length either.
+            bodiless = self.command == "HEAD" or response.status in (204, 304)
+            if not bodiless and "content-length" not in lowered:
                 self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
-            if self.command != "HEAD" and payload:
+            if not bodiless and payload:
                 self.wfile.write(payload)
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve

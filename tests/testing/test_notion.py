@@ -181,6 +181,31 @@ def test_filters(
     assert names(result) == expected
 
 
+def test_number_and_url_filters(notion_server: NotionServer) -> None:
+    _, source = notion_server.add_database(
+        "Links",
+        {"Name": "title", "Count": "number", "Link": "url"},
+        [
+            {"Name": "a", "Count": 1, "Link": "https://a.example"},
+            {"Name": "b", "Count": 5, "Link": None},
+            {"Name": "c", "Count": None, "Link": "https://c.example"},
+        ],
+    )
+    notion = client(notion_server)
+    result = notion.data_sources.query(
+        data_source_id=source, filter={"property": "Count", "number": {"greater_than": 2}}
+    )
+    assert names(result) == ["b"]
+    result = notion.data_sources.query(
+        data_source_id=source, filter={"property": "Link", "rich_text": {"contains": "c.ex"}}
+    )
+    assert names(result) == ["c"]
+    result = notion.data_sources.query(
+        data_source_id=source, filter={"property": "Link", "url": {"is_empty": True}}
+    )
+    assert names(result) == ["b"]
+
+
 def test_filter_and_sorts_are_applied_before_paging(
     notion_server: NotionServer, tasks: tuple[str, str]
 ) -> None:
@@ -283,6 +308,13 @@ def test_other_request_errors(notion_server: NotionServer, tasks: tuple[str, str
         notion.data_sources.query(
             data_source_id=tasks[1], filter={"property": "Done", "rich_text": {"equals": "x"}}
         )
+    assert caught.value.code == "validation_error"
+    for bad in ({"and": "nope"}, {"property": "Due", "date": {"after": "not a date"}}):
+        with pytest.raises(APIResponseError) as caught:
+            notion.data_sources.query(data_source_id=tasks[1], filter=bad)
+        assert caught.value.code == "validation_error"
+    with pytest.raises(APIResponseError) as caught:
+        notion.data_sources.query(data_source_id=tasks[1], sorts=["Due"])
     assert caught.value.code == "validation_error"
     with pytest.raises(AttributeError):
         notion.databases.query  # noqa: B018  (this client version has no databases.query)

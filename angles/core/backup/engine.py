@@ -1,0 +1,205 @@
+"""Running the pipeline's backups: each table read once, stored in every sink it names.
+
+Each table is streamed in primary-key order into a spooled :class:`BackupWriter` (constant
+memory), then every sink stores all the run's files in one transaction (one commit for a
+git sink). Retention runs only after the new file is stored, so a failed run never costs
+an older backup.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from angles.core.backup.format import BackupName, BackupWriter
+from angles.core.backup.retention import expired
+from angles.core.connection import Database, TableSchema
+from angles.core.context import Context
+from angles.core.errors import BackupError
+from angles.core.logging import get_logger
+from angles.core.report import BackupRun
+from angles.core.results import Status
+from angles.core.runner import one_line, select_entries
+from angles.core.sink import Sink
+
+__all__ = ["database_for", "export_table", "run_backups", "store_files"]
+
+
+@dataclass
+class _Export:
+    """One backup entry of the run, from reading the table to storing it."""
+
+    entry: dict[str, Any]
+    run: BackupRun
+    started: float
+    writer: BackupWriter | None = None
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def database_for(context: Context, connection: str) -> Database:
+    """The named connection, which must hold tables."""
+    database = context.connection(connection)
+    if not isinstance(database, Database):
+        raise BackupError(f"the connection {connection!r} ({database.type}) holds no tables")
+    return database
+
+
+def export_table(database: Database, table: str, moment: datetime) -> tuple[BackupWriter, int]:
+    """Read ``table`` into a new writer; returns it and the count taken before reading.
+
+    The count comes first, so rows added or removed while the table streams show up as
+    a difference between it and the rows exported.
+    """
+    schema: TableSchema = database.describe(table)
+    if not schema.primary_key:
+        raise BackupError(
+            f"table {table!r} has no primary key",
+            hint="angles writes and restores rows by primary key; declare one",
+        )
+    expected = database.count(table)
+    writer = BackupWriter(schema, moment)
+    try:
+        writer.write(database.stream(table, schema))
+    except BaseException:
+        writer.close()
+        raise
+    return writer, expected
+
+
+def store_files(
+    sink: Sink, files: Sequence[tuple[str, BackupWriter]], message: str
+) -> dict[str, str | None]:
+    """Store files in one transaction of ``sink``: name → None when stored, else the error.
+
+    A file that fails does not stop the others; a failed commit fails them all.
+    """
+    compress = bool(sink.config.get("compress"))
+    outcome: dict[str, str | None] = {}
+    try:
+        with sink.transaction(message) as transaction:
+            for name, writer in files:
+                try:
+                    transaction.store(name, writer.chunks(compress=compress))
+                    outcome[name] = None
+                except Exception as exc:
+                    outcome[name] = one_line(exc)
+    except Exception as exc:
+        reason = one_line(exc)
+        return {name: reason for name, _ in files}
+    return outcome
+
+
+def run_backups(context: Context, names: Sequence[str] = ()) -> list[BackupRun]:
+    """Back up the pipeline's tables (all, or the entries named); one result per entry.
+
+    A table that changed while it was read gets a warning (count before ≠ rows written);
+    a table that could not be read or stored gets an error, and no older backup of it is
+    deleted.
+    """
+    entries = select_entries(context.pipeline.backups, names, "backup")
+    log = get_logger("backup", pipeline=context.pipeline.name)
+    exports = [_export(context, entry, log) for entry in entries]
+    sink_names = list(dict.fromkeys(s for e in exports if e.writer for s in e.entry["sinks"]))
+    for sink_name in sink_names:
+        chosen = [e for e in exports if e.writer and sink_name in e.entry["sinks"]]
+        _store(context, sink_name, chosen, log)
+    for export in exports:
+        if export.writer:
+            export.writer.close()
+        run = export.run
+        run.duration_seconds = time.perf_counter() - export.started
+        if export.problems:
+            run.status, run.message = Status.ERROR, "; ".join(export.problems + export.warnings)
+        elif export.warnings:
+            run.status, run.message = Status.WARNING, "; ".join(export.warnings)
+        log.info(
+            "backup finished",
+            backup=run.name,
+            status=run.status.value,
+            records=run.record_count,
+            files=run.files,
+            message=run.message,
+            duration_seconds=round(run.duration_seconds, 3),
+        )
+    return [export.run for export in exports]
+
+
+def _export(context: Context, entry: dict[str, Any], log: Any) -> _Export:
+    export = _Export(entry, BackupRun(entry["name"], Status.OK), time.perf_counter())
+    table = entry["table"]
+    try:
+        database = database_for(context, entry["connection"])
+        writer, expected = export_table(database, table, datetime.now(UTC))
+    except Exception as exc:
+        export.run.status = Status.ERROR
+        export.problems.append(f"reading {table!r} failed: {one_line(exc)}")
+        log.error("backup failed", backup=entry["name"], table=table, error=one_line(exc))
+        return export
+    export.writer = writer
+    export.run.record_count = writer.record_count
+    if writer.record_count != expected:
+        export.warnings.append(
+            f"{table!r} had {expected} rows when the backup started but {writer.record_count} "
+            "were written (rows changed during the backup)"
+        )
+    log.info(
+        "table exported",
+        backup=entry["name"],
+        table=table,
+        records=writer.record_count,
+        counted=expected,
+        duration_seconds=round(time.perf_counter() - export.started, 3),
+    )
+    return export
+
+
+def _store(context: Context, sink_name: str, exports: list[_Export], log: Any) -> None:
+    started = time.perf_counter()
+    try:
+        sink = context.sink(sink_name)
+    except Exception as exc:
+        for export in exports:
+            export.problems.append(f"sink {sink_name!r}: {one_line(exc)}")
+        return
+    compress = bool(sink.config.get("compress"))
+    files = []
+    for export in exports:
+        assert export.writer is not None
+        name = BackupName(export.entry["table"], export.writer.timestamp, compressed=compress)
+        files.append((str(name), export.writer, export))
+    tables = ", ".join(export.entry["table"] for export in exports)
+    message = f"angles backup of {tables} ({context.pipeline.name})"
+    outcome = store_files(sink, [(name, writer) for name, writer, _ in files], message)
+    for name, _writer, export in files:
+        error = outcome.get(name)
+        if error:
+            export.problems.append(f"storing in sink {sink_name!r} failed: {error}")
+            log.error("backup not stored", backup=export.run.name, sink=sink_name, error=error)
+            continue
+        export.run.files.append({"sink": sink_name, "name": name})
+        log.info(
+            "backup stored",
+            backup=export.run.name,
+            sink=sink_name,
+            file=name,
+            records=export.writer.record_count if export.writer else None,
+            duration_seconds=round(time.perf_counter() - started, 3),
+        )
+        _apply_retention(sink, export, name, log)
+
+
+def _apply_retention(sink: Sink, export: _Export, stored: str, log: Any) -> None:
+    table = export.entry["table"]
+    try:
+        names = [f.name for f in sink.list()]
+        doomed = [n for n in expired(names, table, sink.config, datetime.now(UTC)) if n != stored]
+        if doomed:
+            sink.delete(doomed, f"angles retention: {len(doomed)} old backups of {table}")
+            log.info("old backups deleted", backup=export.run.name, sink=sink.name, files=doomed)
+    except Exception as exc:
+        export.warnings.append(f"retention in sink {sink.name!r} failed: {one_line(exc)}")
+        log.warning("retention failed", backup=export.run.name, sink=sink.name, error=one_line(exc))

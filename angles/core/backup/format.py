@@ -1,0 +1,410 @@
+"""The backup file: one JSON document per table and run, one row per line.
+
+A file written by angles looks like this (rows in primary-key order)::
+
+    {"metadata": {"timestamp": "…", "record_count": 2, …, "checksum": "sha256:…"}, "data": [
+    {"decision":"…","id":"…"},
+    {"decision":"…","id":"…"}
+    ]}
+
+Each row line is the row's canonical form (compact JSON, sorted keys, UTF-8), the very bytes
+the checksum covers, so a row is serialised once. Files laid out otherwise (the older
+system's indented files) are read with a full parse, which is fine because they are small.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import re
+import tempfile
+import zlib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import IO, Any, BinaryIO
+
+from angles.core.connection import Row, TableSchema
+from angles.core.errors import BackupError
+
+__all__ = [
+    "BACKUP_VERSION",
+    "BackupFile",
+    "BackupName",
+    "BackupWriter",
+    "canonical",
+    "metadata_from_head",
+    "parse_timestamp",
+]
+
+BACKUP_VERSION = "1.1.0"
+SCHEMA_VERSION = "1.0"
+CHECKSUM_PREFIX = "sha256:"
+PRE_RESTORE = "pre-restore"
+#: Rows kept in memory before the spool moves to a temporary file.
+SPOOL_MEMORY = 4 << 20
+_CHUNK = 1 << 20
+_MAX_HEADER = 16 << 20
+_GZIP_MAGIC = b"\x1f\x8b"
+_FOOTER = b"]}"
+_NAME = re.compile(
+    r"^(?P<table>.+?)(?P<pre>_pre-restore)?_(?P<stamp>\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2})"
+    r"\.json(?P<gz>\.gz)?$"
+)
+_HEADER = re.compile(rb'^\{\s*"metadata"\s*:\s*(\{.*\})\s*,\s*"data"\s*:\s*\[\s*$', re.DOTALL)
+_STAMP_FORMAT = "%Y-%m-%d_%H-%M-%S"
+
+
+def canonical(row: Mapping[str, Any]) -> bytes:
+    """A row as the checksum covers it: compact JSON, sorted keys, UTF-8."""
+    return json.dumps(
+        row, ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
+    ).encode("utf-8")
+
+
+def parse_timestamp(value: str) -> datetime:
+    """An ISO 8601 timestamp as an aware datetime (a naive one is taken as UTC)."""
+    moment = datetime.fromisoformat(value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def format_metadata_timestamp(moment: datetime) -> str:
+    """``2026-11-26T03:00:00.000Z``: UTC with milliseconds, as the contract shows."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class BackupName:
+    """The parts of a backup file name: ``{table}_{YYYY-MM-DD_HH-MM-SS}.json[.gz]``.
+
+    A backup saved before a live restore is named ``{table}_pre-restore_{timestamp}.json``:
+    it still ends in the contract's ``_{timestamp}.json``, so tools that only know that
+    pattern read it as a backup of a table called ``{table}_pre-restore``, while angles
+    knows it belongs to ``{table}`` and never picks it as "the newest backup" by itself.
+    """
+
+    table: str
+    timestamp: datetime
+    pre_restore: bool = False
+    compressed: bool = False
+
+    @classmethod
+    def parse(cls, name: str) -> BackupName | None:
+        """The parts of ``name``, or None when it is not a backup file name."""
+        match = _NAME.match(name)
+        if not match:
+            return None
+        try:
+            moment = datetime.strptime(match["stamp"], _STAMP_FORMAT).replace(tzinfo=UTC)
+        except ValueError:
+            return None
+        return cls(match["table"], moment, bool(match["pre"]), bool(match["gz"]))
+
+    def __str__(self) -> str:
+        middle = f"_{PRE_RESTORE}" if self.pre_restore else ""
+        suffix = ".json.gz" if self.compressed else ".json"
+        return (
+            f"{self.table}{middle}_{self.timestamp.astimezone(UTC).strftime(_STAMP_FORMAT)}{suffix}"
+        )
+
+
+class BackupWriter:
+    """Builds one backup file from a stream of rows, in constant memory.
+
+    The metadata (count, checksum) comes first in the file but is known only at the end,
+    so rows are spooled (in memory up to :data:`SPOOL_MEMORY`, then in a temporary file)
+    and :meth:`chunks` emits the file, as many times as there are sinks.
+    """
+
+    def __init__(self, schema: TableSchema, timestamp: datetime) -> None:
+        self.schema = schema
+        self.timestamp = timestamp
+        self.record_count = 0
+        self._spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115
+        self._hash = hashlib.sha256()
+
+    def write(self, rows: Iterable[Row], batch: int = 1000) -> int:
+        """Append rows (in primary-key order); returns how many were added."""
+        added = 0
+        lines: list[bytes] = []
+        for row in rows:
+            try:
+                lines.append(canonical(row))
+            except (TypeError, ValueError) as exc:
+                raise BackupError(
+                    f"{self.schema.name}: a row cannot be written as JSON ({exc})",
+                    hint="the connection must return JSON values (text for timestamps)",
+                ) from exc
+            if len(lines) >= batch:
+                added += self._flush(lines)
+        return added + self._flush(lines)
+
+    def _flush(self, lines: list[bytes]) -> int:
+        if not lines:
+            return 0
+        data = b"\n".join(lines)
+        if self.record_count:
+            data = b"\n" + data
+        self._spool.write(data)
+        self._hash.update(data)
+        self.record_count += len(lines)
+        count = len(lines)
+        lines.clear()
+        return count
+
+    @property
+    def checksum(self) -> str:
+        return CHECKSUM_PREFIX + self._hash.hexdigest()
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The metadata object of the file."""
+        return {
+            "timestamp": format_metadata_timestamp(self.timestamp),
+            "record_count": self.record_count,
+            "backup_version": BACKUP_VERSION,
+            "source": self.schema.name,
+            "schema_version": SCHEMA_VERSION,
+            "primary_key": list(self.schema.primary_key),
+            "columns": dict(self.schema.columns),
+            "checksum": self.checksum,
+        }
+
+    def chunks(self, *, compress: bool = False) -> Iterator[bytes]:
+        """The whole file, chunk by chunk (gzip-compressed when ``compress``)."""
+        plain = self._plain_chunks()
+        if not compress:
+            yield from plain
+            return
+        # wbits=31 writes a gzip stream; with no file name or mtime it is reproducible.
+        compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
+        for chunk in plain:
+            if out := compressor.compress(chunk):
+                yield out
+        yield compressor.flush()
+
+    def _plain_chunks(self) -> Iterator[bytes]:
+        header = json.dumps({"metadata": self.metadata}, ensure_ascii=False)[:-1]
+        yield f'{header}, "data": [\n'.encode()
+        self._spool.seek(0)
+        # Canonical JSON never holds a raw newline, so each one separates two rows.
+        while chunk := self._spool.read(_CHUNK):
+            yield chunk.replace(b"\n", b",\n")
+        yield (b"\n" if self.record_count else b"") + _FOOTER + b"\n"
+
+    def close(self) -> None:
+        """Drop the spooled rows."""
+        self._spool.close()
+
+    def __enter__(self) -> BackupWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def metadata_from_head(head: bytes) -> dict[str, Any] | None:
+    """The metadata from the first bytes of a file, or None if they do not hold it.
+
+    Works on a prefix of a gzip file too; None means "read the whole file" (files laid
+    out by others, or a first line longer than ``head``).
+    """
+    if head.startswith(_GZIP_MAGIC):
+        try:
+            head = zlib.decompressobj(31).decompress(head)
+        except zlib.error:
+            return None
+    line, newline, _ = head.partition(b"\n")
+    match = _HEADER.match(line) if newline else None
+    if not match:
+        return None
+    try:
+        metadata = json.loads(match[1])
+    except ValueError:
+        return None
+    return metadata if isinstance(metadata, dict) else None
+
+
+class BackupFile:
+    """A backup file being read: its metadata at once, its rows as a stream.
+
+    Files in angles' layout stream in constant memory; any other layout of the same
+    document (indented, as the older system wrote) is parsed whole. :meth:`rows` checks
+    the structure as it goes and, after the last row, the record count and checksum:
+    damage raises :class:`BackupError`. ``verified`` is then True (the checksum matched)
+    or False (the file has no checksum, e.g. from the older system).
+    """
+
+    def __init__(self, stream: BinaryIO, name: str = "backup") -> None:
+        self.name = name
+        self.verified: bool | None = None
+        self._stream = _decompressed(stream)
+        self._data: list[Any] | None = None
+        self._line = 1
+        self._read = False
+        self.metadata = self._guard(self._read_metadata)
+        self.timestamp = self._timestamp()
+
+    @property
+    def checksum(self) -> str | None:
+        value = self.metadata.get("checksum")
+        return value if isinstance(value, str) else None
+
+    @property
+    def record_count(self) -> int | None:
+        value = self.metadata.get("record_count")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    @property
+    def primary_key(self) -> tuple[str, ...] | None:
+        value = self.metadata.get("primary_key")
+        return tuple(value) if isinstance(value, list) else None
+
+    @property
+    def columns(self) -> dict[str, str] | None:
+        value = self.metadata.get("columns")
+        return dict(value) if isinstance(value, dict) else None
+
+    @property
+    def streaming(self) -> bool:
+        """Whether rows are read line by line (angles' layout) rather than parsed whole."""
+        return self._data is None
+
+    def rows(self) -> Iterator[Row]:
+        """Every row, in file order; verifies count and checksum after the last one."""
+        if self._read:
+            raise BackupError(f"backup {self.name} was already read; open it again")
+        self._read = True
+        rows = self._stream_rows() if self._data is None else self._parsed_rows()
+        yield from self._verified(rows)
+
+    def verify(self) -> int:
+        """Read every row and check the file; returns the number of rows."""
+        return sum(1 for _ in self.rows())
+
+    def _damaged(self, reason: str) -> BackupError:
+        return BackupError(
+            f"backup {self.name} is damaged: {reason}",
+            hint="restore another backup (angles backups list shows them)",
+        )
+
+    def _guard(self, function: Any) -> Any:
+        try:
+            return function()
+        except (OSError, EOFError, zlib.error) as exc:
+            raise self._damaged(f"it cannot be decompressed or read ({exc})") from exc
+
+    def _read_metadata(self) -> dict[str, Any]:
+        first = self._stream.readline(_MAX_HEADER)
+        if not first.strip():
+            raise self._damaged("the file is empty")
+        match = _HEADER.match(first.rstrip(b"\r\n"))
+        if match:
+            metadata = self._load(match[1], "the metadata")
+        else:
+            document = self._load(first + self._stream.read(), "the file")
+            if not isinstance(document, dict) or not isinstance(document.get("data"), list):
+                raise self._damaged('it is not a backup document ({"metadata": …, "data": […]})')
+            metadata = document.get("metadata")
+            self._data = document["data"]
+        if not isinstance(metadata, dict):
+            raise self._damaged("it has no metadata")
+        return metadata
+
+    def _timestamp(self) -> datetime:
+        value = self.metadata.get("timestamp")
+        try:
+            return parse_timestamp(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError) as exc:
+            raise self._damaged(f"its metadata has no valid timestamp ({value!r})") from exc
+
+    def _load(self, text: bytes, what: str) -> Any:
+        try:
+            return json.loads(text)
+        except ValueError as exc:  # UnicodeDecodeError included
+            line = self._line + getattr(exc, "lineno", 1) - 1
+            raise self._damaged(f"{what} is not valid JSON (line {line}: {exc})") from exc
+
+    def _stream_rows(self) -> Iterator[Row]:
+        try:
+            yield from self._lines()
+        except (OSError, EOFError, zlib.error) as exc:
+            raise self._damaged(f"it cannot be decompressed or read ({exc})") from exc
+
+    def _lines(self) -> Iterator[Row]:
+        stream, comma, closed = self._stream, None, False
+        for raw in stream:
+            self._line += 1
+            line = raw.strip()
+            if not line:
+                continue
+            if line == _FOOTER:
+                if comma:
+                    raise self._damaged(f"line {self._line - 1} ends with a comma before the end")
+                closed = True
+                break
+            if comma is False:
+                raise self._damaged(f"line {self._line - 1} lacks the comma between two rows")
+            comma = line.endswith(b",")
+            yield self._load(line[:-1] if comma else line, f"line {self._line}")
+        if not closed:
+            raise self._damaged(
+                f"it is truncated (it ends at line {self._line} without the closing ]}})"
+            )
+        if stream.read().strip():
+            raise self._damaged(f"there is content after the end (line {self._line})")
+
+    def _parsed_rows(self) -> Iterator[Row]:
+        assert self._data is not None
+        yield from self._data
+        self._data = []
+
+    def _verified(self, rows: Iterator[Any]) -> Iterator[Row]:
+        expected = self.checksum
+        digest = hashlib.sha256() if expected else None
+        count = 0
+        for row in rows:
+            if not isinstance(row, dict):
+                raise self._damaged(f"row {count + 1} is not a JSON object")
+            if digest is not None:
+                if count:
+                    digest.update(b"\n")
+                digest.update(canonical(row))
+            count += 1
+            yield row
+        if self.record_count is not None and self.record_count != count:
+            raise self._damaged(f"its metadata says {self.record_count} rows but it holds {count}")
+        if digest is None:
+            self.verified = False
+            return
+        if not expected.startswith(CHECKSUM_PREFIX):
+            raise self._damaged(f"its checksum {expected!r} is not a sha256: checksum")
+        actual = CHECKSUM_PREFIX + digest.hexdigest()
+        if actual != expected:
+            raise BackupError(
+                f"backup {self.name} does not match its checksum "
+                f"(the file says {expected}, its rows hash to {actual})",
+                hint="the file was changed or damaged after it was written; restore another backup",
+            )
+        self.verified = True
+
+
+def _decompressed(stream: BinaryIO) -> BinaryIO:
+    """``stream``, through gzip when it starts like a gzip file."""
+    if hasattr(stream, "peek"):
+        magic = stream.peek(2)[:2]
+    elif stream.seekable():
+        position = stream.tell()
+        magic = stream.read(2)
+        stream.seek(position)
+    else:
+        spool = tempfile.TemporaryFile()  # noqa: SIM115
+        while chunk := stream.read(_CHUNK):
+            spool.write(chunk)
+        spool.seek(0)
+        stream, magic = spool, spool.read(2)
+        spool.seek(0)
+    if magic == _GZIP_MAGIC:
+        return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
+    return stream

@@ -1,0 +1,106 @@
+"""``angles init``: starter files, and the conversion of the older config.json."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from angles.core.config import load_pipeline
+from angles.core.errors import AnglesError
+from angles.core.plugins import load_plugins
+from angles.core.starter import from_old_config
+
+EXAMPLE_CONFIG = Path(__file__).parents[1] / "data" / "config.json"
+ENVIRONMENT = {
+    name: "x-value"
+    for name in (
+        "SUPABASE_URL SUPABASE_KEY NOTION_API_KEY NOTION_DATABASE_ID GITHUB_REPOSITORY GITHUB_TOKEN "
+        "SLACK_WEBHOOK_URL SMTP_SERVER SMTP_USERNAME SMTP_PASSWORD EMAIL_RECIPIENT GITHUB_OWNER"
+    ).split()
+}
+
+
+def test_init_writes_a_pipeline_that_validates(angles_cli, tmp_path):
+    result = angles_cli("init")
+    assert result.exit_code == 0
+    assert (tmp_path / ".env.example").read_text().count("=") >= 11
+    pipeline = load_pipeline(tmp_path / "angles.yaml", load_plugins(), ENVIRONMENT)
+    assert pipeline.schedule == "0 3 * * *"
+    assert [n["type"] for n in pipeline.notifiers] == ["slack", "smtp"]
+
+
+def test_init_refuses_to_overwrite(angles_cli, tmp_path):
+    (tmp_path / "angles.yaml").write_text("mine")
+    result = angles_cli("init")
+    assert result.exit_code == 3
+    assert "already exist" in result.stderr and "--force" in result.stderr
+    assert (tmp_path / "angles.yaml").read_text() == "mine"
+
+
+def test_from_config_converts_the_older_layout(angles_cli, tmp_path):
+    shutil.copy(EXAMPLE_CONFIG, tmp_path / "config.json")
+    result = angles_cli("init", "--from-config", "config.json")
+    assert result.exit_code == 0, result.stderr
+    pipeline = load_pipeline(tmp_path / "angles.yaml", load_plugins(), ENVIRONMENT)
+    assert pipeline.schedule == "0 3 * * *"
+    assert [n["type"] for n in pipeline.notifiers] == ["slack"]  # email_enabled: false
+    assert pipeline.sinks["github"]["retention_days"] == 30
+    assert pipeline.sinks["github"]["repository"] == "x-value/angles-backup"
+    assert pipeline.restore == {"auto_migrate": False}
+    assert pipeline.timeout_seconds == 30
+    [sync] = [c for c in pipeline.checks if c["type"] == "sync_backlog"]
+    assert (sync["warn_above"], sync["error_above"]) == (10, 50)
+
+
+def test_from_config_values_are_carried_over():
+    settings = from_old_config(
+        {
+            "scheduler": {"run_time": "22:15", "timezone": "Europe/Paris"},
+            "notifications": {"method": "email", "email_enabled": True, "slack_enabled": False},
+            "backup": {"repository": "acme/vault-backups", "retention_days": 7},
+            "restore": {"auto_migrate": True, "dry_run_default": False},
+            "health_check": {
+                "timeout_seconds": 5,
+                "max_unsynced_warning": 1,
+                "max_unsynced_error": 2,
+            },
+        }
+    )
+    assert settings.schedule == "15 22 * * *"
+    assert (settings.slack, settings.email) == (False, True)
+    assert settings.repository == "acme/vault-backups"
+    assert (settings.retention_days, settings.auto_migrate, settings.timeout_seconds) == (
+        7,
+        True,
+        5,
+    )
+    assert (settings.warn_above, settings.error_above) == (1, 2)
+    assert any("Europe/Paris" in note for note in settings.notes)
+    assert any("dry_run_default" in note for note in settings.notes)
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"scheduler": {"run_time": "25:00"}}, "scheduler.run_time '25:00' is not a time"),
+        ({"scheduler": "03:00"}, "scheduler must be an object"),
+        ([], "must hold a JSON object"),
+    ],
+)
+def test_from_config_bad_values(config, message):
+    with pytest.raises(AnglesError, match=message):
+        from_old_config(config)
+
+
+def test_from_config_bad_json_names_the_line(angles_cli, tmp_path):
+    (tmp_path / "config.json").write_text('{\n  "scheduler": {,\n}')
+    result = angles_cli("init", "--from-config", "config.json")
+    assert result.exit_code == 3
+    assert result.stderr.startswith("ERROR: config.json:2: not valid JSON")
+
+
+def test_example_config_is_the_shared_one():
+    assert json.loads(EXAMPLE_CONFIG.read_text())["scheduler"]["run_time"] == "03:00"

@@ -1,0 +1,147 @@
+"""Plugin discovery: builtins and installed packages alike, duplicates, disabling, bad hooks."""
+
+from __future__ import annotations
+
+import pytest
+
+from angles import Check, CheckResult, Notifier, hookimpl
+from angles.core.errors import PluginError
+from angles.core.plugins import BUILTIN_PLUGINS, get_plugin_manager, load_plugins
+
+
+class ShoutNotifier(Notifier):
+    type = "console"  # the builtin console notifier's name
+
+    def send(self, notification):
+        pass
+
+
+class DuplicatePlugin:
+    @hookimpl
+    def angles_register_notifiers(self, register):
+        register(ShoutNotifier)
+
+
+class MisnamedHookPlugin:
+    @hookimpl
+    def angles_register_chekcs(self, register):
+        pass
+
+
+class NotACheck:
+    type = "nope"
+
+
+class WrongClassPlugin:
+    @hookimpl
+    def angles_register_checks(self, register):
+        register(NotACheck)
+
+
+class PingCheck(Check):
+    type = "ping"
+
+    def run(self):
+        return CheckResult.ok("pong")
+
+
+class PingPlugin:
+    @hookimpl
+    def angles_register_checks(self, register):
+        register(PingCheck)
+
+
+def test_every_builtin_is_registered_under_its_module_name():
+    manager = get_plugin_manager()
+    names = {name for name, _ in manager.list_name_plugin()}
+    assert set(BUILTIN_PLUGINS) <= names
+
+
+def test_builtin_types_are_in_their_registries():
+    plugins = load_plugins()
+    assert "sqlite" in plugins.connections
+    assert "sync_backlog" in plugins.checks
+    assert "local" in plugins.sinks
+    assert "console" in plugins.notifiers
+
+
+def test_the_entry_point_plugin_package_is_loaded():
+    plugins = load_plugins()
+    assert plugins.checks.owners["static"] == "example"
+    assert plugins.notifiers.owners["jsonl"] == "example"
+    row = next(r for r in plugins.describe() if r["name"] == "example")
+    assert row == {
+        "name": "example",
+        "package": "angles-example-plugin",
+        "version": "1.2.0",
+        "types": {"check": ["static"], "notifier": ["jsonl"]},
+    }
+
+
+def test_builtins_are_described_as_part_of_angles():
+    row = next(
+        r for r in load_plugins().describe() if r["name"] == "angles.plugins.checks.sync_backlog"
+    )
+    assert row["package"] == "angles"
+    assert row["types"] == {"check": ["sync_backlog"]}
+
+
+def test_two_plugins_claiming_one_type_name_are_refused_naming_both():
+    manager = get_plugin_manager()
+    manager.register(DuplicatePlugin(), name="shouty")
+    with pytest.raises(PluginError) as caught:
+        load_plugins(manager)
+    message = str(caught.value)
+    assert "two plugins register the notifier type 'console'" in message
+    assert "angles.plugins.notifiers.console" in message and "shouty" in message
+
+
+def test_a_registered_class_of_the_wrong_kind_is_refused():
+    manager = get_plugin_manager()
+    manager.register(WrongClassPlugin(), name="wrong")
+    with pytest.raises(PluginError, match="not a subclass of angles.Check"):
+        load_plugins(manager)
+
+
+def test_an_implementation_of_an_unknown_hook_is_refused(register_plugin):
+    register_plugin(MisnamedHookPlugin())
+    with pytest.raises(PluginError, match="implements a hook that does not exist"):
+        get_plugin_manager()
+
+
+def test_disabled_plugins_are_not_loaded(monkeypatch):
+    monkeypatch.setenv("ANGLES_DISABLE_PLUGINS", "example, angles.plugins.notifiers.console")
+    plugins = load_plugins()
+    assert "console" not in plugins.notifiers
+    assert "static" not in plugins.checks
+    assert "sync_backlog" in plugins.checks
+
+
+def test_a_plugin_registered_for_one_test_is_loaded(register_plugin):
+    name = register_plugin(PingPlugin())
+    plugins = load_plugins()
+    assert plugins.checks.owners["ping"] == name
+
+
+def test_an_unimportable_extra_plugin_names_the_variable(monkeypatch):
+    monkeypatch.setenv("ANGLES_PLUGINS", "no_such_module_here")
+    with pytest.raises(PluginError, match="cannot import plugin 'no_such_module_here'") as caught:
+        get_plugin_manager()
+    assert "ANGLES_PLUGINS" in str(caught.value)
+
+
+def test_each_call_builds_a_fresh_manager():
+    assert get_plugin_manager() is not get_plugin_manager()
+
+
+def test_every_builtin_schema_forbids_unknown_keys_and_describes_every_property():
+    plugins = load_plugins()
+    for registry in plugins.registries.values():
+        for type_name, cls in registry.types.items():
+            if registry.owners[type_name] not in BUILTIN_PLUGINS:
+                continue
+            schema = cls.config_schema
+            assert schema.get("additionalProperties") is False, (registry.kind, type_name)
+            for key, spec in schema.get("properties", {}).items():
+                assert spec.get("description"), (registry.kind, type_name, key)
+            assert cls.description, (registry.kind, type_name)
