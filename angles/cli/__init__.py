@@ -37,26 +37,27 @@ class AnglesGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         names = {name for name in COMMANDS if _module_exists(COMMANDS[name])}
-        return sorted(names | set(self.commands))
+        return sorted(names | set(self.commands) | set(_plugin_commands(ctx)))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in COMMANDS and _module_exists(COMMANDS[cmd_name]):
             return importlib.import_module(f"angles.cli.{COMMANDS[cmd_name]}").command
-        _add_plugin_commands(self)
-        return self.commands.get(cmd_name)
+        return self.commands.get(cmd_name) or _plugin_commands(ctx).get(cmd_name)
 
 
 def _module_exists(module: str) -> bool:
     return importlib.util.find_spec(f"angles.cli.{module}") is not None
 
 
-def _add_plugin_commands(group: click.Group) -> None:
-    if getattr(group, "_plugin_commands_added", False):
-        return
-    group._plugin_commands_added = True  # type: ignore[attr-defined]
-    from angles.core.plugins import get_plugin_manager
+def _plugin_commands(ctx: click.Context) -> dict[str, click.Command]:
+    """Commands added by plugins, collected once per invocation (never kept globally)."""
+    if "angles.plugin_commands" not in ctx.meta:
+        from angles.core.plugins import get_plugin_manager
 
-    get_plugin_manager().hook.angles_register_commands(cli=group)
+        collector = click.Group()
+        get_plugin_manager().hook.angles_register_commands(cli=collector)
+        ctx.meta["angles.plugin_commands"] = collector.commands
+    return ctx.meta["angles.plugin_commands"]
 
 
 @click.group(cls=AnglesGroup, context_settings={"help_option_names": ["-h", "--help"]})

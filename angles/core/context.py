@@ -6,6 +6,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from angles.core.errors import AnglesError
+from angles.core.redact import Redactor
 
 if TYPE_CHECKING:
     import httpx
@@ -22,13 +23,15 @@ class Context:
 
     Connections and sinks are created on first use and shared by every check and
     backup of the run (safely across the threads checks run in); :meth:`close`
-    releases them.
+    releases them. ``redact`` removes the pipeline's secret values from anything that
+    leaves the run (results, reports, messages).
     """
 
     def __init__(self, pipeline: Pipeline, plugins: Plugins, *, test: bool = False) -> None:
         self.pipeline = pipeline
         self.plugins = plugins
         self.test = test
+        self.redact = Redactor(pipeline.secrets)
         self._connections: dict[str, Connection] = {}
         self._sinks: dict[str, Sink] = {}
         self._lock = threading.Lock()

@@ -37,6 +37,8 @@ def run_pipeline(
         from angles.core.backup.engine import run_backups
 
         report.backups = run_backups(context, backup_names)
+        for backup in report.backups:
+            backup.message = context.redact(backup.message)
     report.duration_seconds = time.perf_counter() - started
     if notify:
         from angles.core.alerting import send_notifications
@@ -130,13 +132,14 @@ def _collect(context: Context, entry: dict, future: Future, submitted: float) ->
         duration = time.perf_counter() - submitted
     except Exception as exc:  # raised while creating the check
         result, duration = CheckResult.error(one_line(exc)), time.perf_counter() - submitted
+    # Secrets are removed here, at the source, so no report or notifier ever sees them.
     return CheckRun(
         name=entry["name"],
         type=entry["type"],
         status=Status(result.status),
-        message=result.message,
+        message=context.redact(result.message),
         duration_seconds=duration,
-        details=result.details,
+        details=context.redact(result.details),
     )
 
 

@@ -213,3 +213,24 @@ def test_subprocess_help(tmp_path, args):
     done = run_angles(*args, cwd=tmp_path)
     assert done.returncode == 0
     assert done.stdout
+
+
+def test_plugins_can_add_commands(angles_cli, register_plugin):
+    import click
+
+    from angles import hookimpl
+
+    @click.command("hello")
+    @click.argument("who")
+    def hello(who):
+        """Say hello."""
+        click.echo(f"hello {who}")
+
+    class Plugin:
+        @hookimpl
+        def angles_register_commands(self, cli):
+            cli.add_command(hello)
+
+    register_plugin(Plugin())
+    assert angles_cli("hello", "world").stdout == "hello world\n"
+    assert "hello" in angles_cli("--help").stdout

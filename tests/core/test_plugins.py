@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from angles import Check, CheckResult, Notifier, hookimpl
+from angles import Check, CheckResult, Connection, Notifier, Sink, hookimpl
 from angles.core.errors import PluginError
 from angles.core.plugins import BUILTIN_PLUGINS, get_plugin_manager, load_plugins
 
@@ -145,3 +145,54 @@ def test_every_builtin_schema_forbids_unknown_keys_and_describes_every_property(
             for key, spec in schema.get("properties", {}).items():
                 assert spec.get("description"), (registry.kind, type_name, key)
             assert cls.description, (registry.kind, type_name)
+
+
+class MemoryConnection(Connection):
+    """A connection that holds no tables."""
+
+    type = "memory"
+
+
+class NullSink(Sink):
+    type = "null"
+
+
+class KindsPlugin:
+    @hookimpl
+    def angles_register_connections(self, register):
+        register(MemoryConnection)
+
+    @hookimpl
+    def angles_register_sinks(self, register):
+        register(NullSink)
+
+
+def test_connection_and_sink_types_from_a_plugin(register_plugin, pipeline_file, angles_plugins):
+    name = register_plugin(KindsPlugin())
+    plugins = angles_plugins()
+    assert plugins.connections.owners["memory"] == name
+    assert plugins.sinks.owners["null"] == name
+
+
+def test_a_check_refuses_a_connection_of_the_wrong_kind(register_plugin, pipeline_file, angles_cli):
+    register_plugin(KindsPlugin())
+    path = pipeline_file(
+        """\
+        version: 1
+        connections:
+          mem: {type: memory}
+        checks:
+          - {name: sync, type: sync_backlog, connection: mem, table: t, unsynced: "a=is.false"}
+        sinks:
+          nothing: {type: "null"}
+        backups:
+          - {name: b, connection: mem, table: t, sinks: [nothing]}
+        """
+    )
+    result = angles_cli("validate", path)
+    assert result.exit_code == 3
+    assert result.stderr.splitlines() == [
+        f"ERROR: {path}:5: checks[0].connection: a sync_backlog check needs a database connection; "
+        "'mem' is a memory connection",
+        f"ERROR: {path}:9: backups[0].connection: 'mem' is a memory connection, which holds no tables",
+    ]

@@ -79,7 +79,7 @@ class SQLiteConnection(Database):
                 )
             # mode=rw: never create an empty database where the real one was expected.
             connection = sqlite3.connect(
-                f"{self.path.as_uri()}?mode=rw",
+                f"{self.path.resolve().as_uri()}?mode=rw",
                 uri=True,
                 timeout=self.context.default_timeout,
                 check_same_thread=False,
@@ -107,7 +107,9 @@ class SQLiteConnection(Database):
         columns = {name: (declared or "any").lower() for _, name, declared, *_ in info}
         key = tuple(row[1] for row in sorted((r for r in info if r[5]), key=lambda r: r[5]))
         required = frozenset(
-            name for _, name, _, notnull, default, pk in info if notnull and default is None and not pk
+            name
+            for _, name, _, notnull, default, pk in info
+            if notnull and default is None and not pk
         )
         schema = TableSchema(table, columns, key, required=required)
         self._schemas[table] = schema
@@ -137,7 +139,9 @@ class SQLiteConnection(Database):
         condition, params = self._where(where)
         select = f"SELECT {', '.join(map(quote, names))} FROM {quote(table)} WHERE {condition}"
         first = f"{select} ORDER BY {keys} LIMIT ?"
-        following = f"{select} AND ({keys}) > ({', '.join('?' * len(key_index))}) ORDER BY {keys} LIMIT ?"
+        following = (
+            f"{select} AND ({keys}) > ({', '.join('?' * len(key_index))}) ORDER BY {keys} LIMIT ?"
+        )
         page = self._execute(first, [*params, self.page_size])
         while page:
             for values in page:

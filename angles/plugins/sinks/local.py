@@ -31,6 +31,7 @@ _TEMP_SUFFIX = ".tmp"
 #: A temporary file this old was left by a run that died; it is removed.
 _STALE_SECONDS = 24 * 3600
 
+
 class LocalSink(Sink):
     """A folder, relative to the pipeline file's folder."""
 

@@ -1,0 +1,34 @@
+"""``angles backup``: backups only (and notifications when one fails)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from angles.cli.common import echo_json, format_option, open_context, split_names
+from angles.cli.output import print_report
+
+
+@click.command("backup")
+@click.argument("args", nargs=-1, metavar="[PIPELINE] [NAME]...")
+@format_option
+def command(args: tuple[str, ...], output_format: str) -> int:
+    """Back up the tables (all, or the backup entries NAMEd) to their sinks.
+
+    Exit code 0 when every backup was stored, 1 when a table changed while it was read
+    or old backups could not be pruned, 2 when a backup failed.
+    """
+    from angles.core.alerting import send_notifications
+    from angles.core.history import record_run
+    from angles.core.results import Status
+    from angles.core.runner import run_pipeline
+
+    pipeline, names = split_names(args)
+    with open_context(Path(pipeline)) as context:
+        report = run_pipeline(context, checks=False, backup_names=names, notify=False)
+        if report.status is not Status.OK:
+            report.notifications = send_notifications(context, report)
+        record_run(context, report)
+    echo_json(report.to_dict()) if output_format == "json" else print_report(report)
+    raise click.exceptions.Exit(report.status.exit_code)

@@ -1,0 +1,201 @@
+"""``angles restore``: show what restoring a backup would change, and apply it with --live."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from angles.cli.common import (
+    echo,
+    echo_json,
+    format_option,
+    is_terminal,
+    open_context,
+    pipeline_argument,
+)
+
+if TYPE_CHECKING:
+    from angles.core.backup.restore import RestorePlan
+
+_LABELS = {
+    "insert": ("insert", "missing from the table"),
+    "update": ("update", "differ from the backup"),
+    "unchanged": ("unchanged", ""),
+    "only_in_database": ("only in database", "kept: a restore never deletes"),
+    "newer_in_database": ("newer in database", "changed after the backup"),
+}
+
+
+@click.command("restore")
+@pipeline_argument
+@click.option("--table", help="The table to restore (default: the only one backed up).")
+@click.option(
+    "--backup", "backup_name", metavar="NAME", help="A backup file name (default: the newest)."
+)
+@click.option(
+    "--file",
+    "file_path",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Restore from a backup file on disk instead of a sink.",
+)
+@click.option("--sink", help="The sink to read (default: the first of the table's backup entry).")
+@click.option("--live", is_flag=True, help="Apply the changes (default: a dry run).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--overwrite-newer",
+    is_flag=True,
+    help="Also overwrite rows changed in the database after the backup was taken.",
+)
+@format_option
+def command(
+    pipeline: Path,
+    table: str | None,
+    backup_name: str | None,
+    file_path: Path | None,
+    sink: str | None,
+    live: bool,
+    yes: bool,
+    overwrite_newer: bool,
+    output_format: str,
+) -> None:
+    """Restore a table from a backup: a dry run unless --live.
+
+    Rows missing from the table are inserted and rows that differ are updated; rows
+    only in the table are kept. Before a live restore the table is backed up to its
+    sinks. Exit code 0 on success, 1 when a dry run finds that a live restore would
+    be refused (columns differ), 2 when the restore is refused.
+    """
+    from angles.core.backup.restore import (
+        RestoreRequest,
+        apply_restore,
+        close_plan,
+        prepare_restore,
+    )
+    from angles.core.errors import RestoreRefused
+
+    if backup_name and file_path:
+        raise click.UsageError("give --backup or --file, not both")
+    request = RestoreRequest(table, backup_name, file_path, sink, overwrite_newer)
+    as_json = output_format == "json"
+    with open_context(pipeline) as context:
+        plan = prepare_restore(context, request)
+        try:
+            if not live:
+                _show(plan, as_json)
+                raise click.exceptions.Exit(1 if plan.refusal() else 0)
+            reason = plan.refusal()
+            if reason:
+                _show(plan, as_json)
+                raise RestoreRefused(f"live restore of {plan.table!r} refused: {reason}")
+            if not yes:
+                _confirm(plan)
+            with _Progress(plan.to_write) as progress:
+                apply_restore(context, plan, progress=progress)
+            _show(plan, as_json)
+        finally:
+            close_plan(plan)
+
+
+def _confirm(plan: RestorePlan) -> None:
+    from angles.core.errors import RestoreRefused
+
+    if not is_terminal():
+        raise RestoreRefused(
+            "a live restore needs confirmation and there is no terminal to ask on",
+            hint="add --yes to restore without asking",
+        )
+    _print_plan(plan, err=True)
+    question = (
+        f"Write {plan.to_write} rows into {plan.table!r} (after saving a pre-restore backup of it)?"
+    )
+    if not click.confirm(question, default=False, err=True):
+        raise RestoreRefused("the live restore was not confirmed; nothing was changed")
+
+
+class _Progress:
+    """A progress bar on a terminal; a no-op callback elsewhere."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.bar: Any = None
+        self.done = 0
+
+    def __enter__(self) -> Any:
+        if not (self.total and sys.stderr.isatty()):
+            return None
+        self.bar = click.progressbar(length=self.total, label="Restoring", file=sys.stderr)
+        self.bar.__enter__()
+
+        def update(written: int) -> None:
+            self.bar.update(written - self.done)
+            self.done = written
+
+        return update
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc_info)
+
+
+def _show(plan: RestorePlan, as_json: bool) -> None:
+    if as_json:
+        echo_json(plan.to_dict())
+    else:
+        _print_plan(plan)
+
+
+def _print_plan(plan: RestorePlan, *, err: bool = False) -> None:
+    def say(text: str = "", **style: Any) -> None:
+        if err:
+            click.secho(text, err=True, **style)
+        else:
+            echo(text, **style)
+
+    where = f"{plan.sink}:{plan.backup}" if plan.sink else plan.backup
+    trust = (
+        click.style("verified", fg="green")
+        if plan.verified
+        else click.style("UNVERIFIED (no checksum)", fg="yellow")
+    )
+    say(f"Restore of {plan.table!r} from {where} ({trust})")
+    for kind, (label, note) in _LABELS.items():
+        count = plan.counts[kind]
+        if kind == "newer_in_database" and count:
+            note += (
+                "; written" if plan.overwrite_newer else "; skipped (--overwrite-newer writes them)"
+            )
+        samples = ", ".join(_sample_text(s) for s in plan.samples.get(kind, [])[:3])
+        extra = "  ".join(
+            p
+            for p in (f"({note})" if note and count else "", f"e.g. {samples}" if samples else "")
+            if p
+        )
+        say(f"  {label:<18} {count:>9}  {extra}".rstrip())
+    if plan.schema_differs:
+        action = (
+            "restoring the common columns" if plan.auto_migrate else "a live restore is refused"
+        )
+        say(f"  columns differ ({plan.describe_columns()}): {action}", fg="yellow")
+    if plan.applied is not None:
+        applied = plan.applied
+        say(
+            f"Restored: {applied['insert']} inserted, {applied['update'] + applied['newer_in_database']} "
+            f"updated ({applied['written']} rows written).",
+            fg="green",
+        )
+        files = ", ".join(f"{f['sink']}:{f['name']}" for f in plan.pre_restore_files)
+        say(f"Pre-restore backup: {files}")
+    elif not err:
+        say("Dry run: nothing was changed. Add --live to apply.")
+
+
+def _sample_text(sample: Any) -> str:
+    if isinstance(sample, dict):
+        columns = sample.get("columns")
+        key = {k: v for k, v in sample.items() if k != "columns"}
+        text = str(next(iter(key.values()))) if len(key) == 1 else str(key)
+        return f"{text} ({', '.join(columns)})" if columns else text
+    return str(sample)

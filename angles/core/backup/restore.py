@@ -1,0 +1,494 @@
+"""Restoring a table from a backup: plan first (a dry run), then apply if asked.
+
+:func:`prepare_restore` finds the backup, reads it once while merging it with the live
+table (:func:`angles.core.backup.diff.merge`) and verifies its checksum at the end; a
+damaged backup refuses the restore. :func:`apply_restore` saves a pre-restore backup of
+the table to the backup entry's sinks, then reads the backup again, re-diffs and writes
+inserts and updates in batches. Nothing is ever deleted, and each batch is committed on
+its own, so an interrupted restore is finished by running it again.
+
+Rows must come in primary-key order. Backups written by angles are; a file laid out by
+others (the older system ordered rows by ``created_at``) is small, and is sorted in memory.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from angles.core.backup.diff import Change, Kind, OutOfOrder, merge, sort_key, updated_at_column
+from angles.core.backup.engine import database_for, export_table, store_files
+from angles.core.backup.format import BackupFile, BackupName
+from angles.core.connection import Database, Row, TableSchema
+from angles.core.context import Context
+from angles.core.errors import AnglesError, BackupError, RestoreRefused
+from angles.core.logging import get_logger
+
+__all__ = ["RestorePlan", "RestoreRequest", "apply_restore", "prepare_restore"]
+
+SAMPLE_SIZE = 10
+DEFAULT_BATCH_SIZE = 500
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class RestoreRequest:
+    """What the user asked for (``angles restore`` options)."""
+
+    table: str | None = None
+    backup: str | None = None
+    file: Path | None = None
+    sink: str | None = None
+    overwrite_newer: bool = False
+
+
+@dataclass
+class RestorePlan:
+    """What a restore would change (or, once applied, did change)."""
+
+    table: str
+    backup: str
+    sink: str | None
+    connection: str
+    sinks: list[str]
+    verified: bool = False
+    live: bool = False
+    overwrite_newer: bool = False
+    auto_migrate: bool = False
+    counts: dict[str, int] = field(default_factory=lambda: {k.value: 0 for k in Kind})
+    samples: dict[str, list[Any]] = field(default_factory=lambda: {k.value: [] for k in Kind})
+    missing_in_table: list[str] = field(default_factory=list)
+    new_in_table: list[str] = field(default_factory=list)
+    required_missing: list[str] = field(default_factory=list)
+    compared_columns: list[str] = field(default_factory=list)
+    primary_key: list[str] = field(default_factory=list)
+    updated_at: str | None = None
+    backup_time: datetime | None = None
+    pre_restore_backup: str | None = None
+    pre_restore_files: list[dict[str, str]] = field(default_factory=list)
+    applied: dict[str, int] | None = None
+    sorted_in_memory: bool = False
+    _source: _Source | None = field(default=None, repr=False)
+
+    @property
+    def schema_differs(self) -> bool:
+        return bool(self.missing_in_table or self.new_in_table)
+
+    @property
+    def to_write(self) -> int:
+        """Rows a live restore writes: inserts, updates (and newer rows if overwriting)."""
+        total = self.counts[Kind.INSERT] + self.counts[Kind.UPDATE]
+        return total + (self.counts[Kind.NEWER_IN_DATABASE] if self.overwrite_newer else 0)
+
+    def refusal(self) -> str | None:
+        """Why a live restore would be refused, or None."""
+        if self.schema_differs and not self.auto_migrate:
+            return (
+                f"the backup's columns differ from the table's ({self.describe_columns()}); "
+                "set restore.auto_migrate: true to restore the common columns"
+            )
+        if self.required_missing and self.counts[Kind.INSERT]:
+            return (
+                f"the table requires {', '.join(self.required_missing)}, which the backup "
+                "lacks, so its rows cannot be inserted"
+            )
+        return None
+
+    def describe_columns(self) -> str:
+        parts = []
+        if self.missing_in_table:
+            parts.append(f"not in the table: {', '.join(self.missing_in_table)}")
+        if self.new_in_table:
+            parts.append(f"not in the backup: {', '.join(self.new_in_table)}")
+        return "; ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plan as ``angles restore --format json`` prints it."""
+        data: dict[str, Any] = {
+            "table": self.table,
+            "backup": self.backup,
+            "sink": self.sink,
+            "verified": self.verified,
+            "live": self.live,
+            "counts": dict(self.counts),
+            "samples": {k: v for k, v in self.samples.items() if k != Kind.UNCHANGED},
+            "pre_restore_backup": self.pre_restore_backup,
+            "columns": {
+                "missing_in_table": self.missing_in_table,
+                "new_in_table": self.new_in_table,
+            },
+            "auto_migrate": self.auto_migrate,
+            "overwrite_newer": self.overwrite_newer,
+            "updated_at_column": self.updated_at,
+        }
+        if self.applied is not None:
+            data["applied"] = self.applied
+            data["pre_restore_files"] = self.pre_restore_files
+        return data
+
+
+class _Source:
+    """A backup file that can be read several times (a sink's file, or a local path)."""
+
+    def __init__(self, name: str, stream: BinaryIO) -> None:
+        self.name = name
+        if not stream.seekable():
+            spool = tempfile.TemporaryFile()  # noqa: SIM115
+            while chunk := stream.read(1 << 20):
+                spool.write(chunk)
+            stream.close()
+            stream = spool  # type: ignore[assignment]
+        self.stream = stream
+
+    def open(self) -> BackupFile:
+        self.stream.seek(0)
+        return BackupFile(self.stream, self.name)
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+def prepare_restore(context: Context, request: RestoreRequest) -> RestorePlan:
+    """The plan of a restore: find and read the backup, diff it with the table.
+
+    Raises :class:`RestoreRefused` when the backup is damaged or its checksum does not
+    match, and :class:`AnglesError` when the request names nothing restorable.
+    """
+    log = get_logger("restore", pipeline=context.pipeline.name)
+    started = time.perf_counter()
+    entry, table, sink_name, source = _locate(context, request)
+    try:
+        backup = _guarded(source.open)
+        if backup.metadata.get("source") not in (None, table):
+            raise RestoreRefused(
+                f"{source.name} is a backup of {backup.metadata['source']!r}, not of {table!r}"
+            )
+        database = database_for(context, entry["connection"])
+        schema = database.describe(table)
+        if not schema.primary_key:
+            raise RestoreRefused(f"table {table!r} has no primary key to match rows by")
+        plan = RestorePlan(
+            table=table,
+            backup=source.name,
+            sink=sink_name,
+            connection=entry["connection"],
+            sinks=list(entry["sinks"]),
+            overwrite_newer=request.overwrite_newer,
+            auto_migrate=bool(context.pipeline.restore.get("auto_migrate")),
+            primary_key=list(schema.primary_key),
+            backup_time=backup.timestamp,
+            _source=source,
+        )
+        _diff(plan, database, schema, backup, source, sample=True)
+    except BaseException:
+        source.close()
+        raise
+    log.info(
+        "restore planned",
+        table=table,
+        backup=plan.backup,
+        sink=sink_name,
+        verified=plan.verified,
+        counts=plan.counts,
+        columns=plan.describe_columns() or None,
+        duration_seconds=round(time.perf_counter() - started, 3),
+    )
+    return plan
+
+
+def apply_restore(
+    context: Context, plan: RestorePlan, *, progress: Progress | None = None
+) -> RestorePlan:
+    """Apply a prepared plan: save a pre-restore backup, then write inserts and updates.
+
+    ``progress`` is called with the number of rows written after each batch. Raises
+    :class:`RestoreRefused` (before writing anything) when the schema differs without
+    ``restore.auto_migrate`` or the pre-restore backup cannot be stored.
+    """
+    reason = plan.refusal()
+    if reason:
+        raise RestoreRefused(f"live restore of {plan.table!r} refused: {reason}")
+    assert plan._source is not None, "apply_restore takes a plan from prepare_restore"
+    log = get_logger("restore", pipeline=context.pipeline.name)
+    started = time.perf_counter()
+    database = database_for(context, plan.connection)
+    schema = database.describe(plan.table)
+    _save_pre_restore(context, plan, database, log)
+    batch_size = int(context.pipeline.restore.get("batch_size") or DEFAULT_BATCH_SIZE)
+    applied = {Kind.INSERT.value: 0, Kind.UPDATE.value: 0, Kind.NEWER_IN_DATABASE.value: 0}
+    written = 0
+    batch: list[Row] = []
+    write = set(plan.compared_columns)
+
+    def flush() -> None:
+        nonlocal written
+        if batch:
+            written += database.upsert(plan.table, schema, batch, batch_size=len(batch))
+            batch.clear()
+            if progress:
+                progress(written)
+
+    plan.live = True
+    try:
+        for change in _changes(plan, database, schema, plan._source.open()):
+            if change.kind in (Kind.INSERT, Kind.UPDATE) or (
+                change.kind is Kind.NEWER_IN_DATABASE and plan.overwrite_newer
+            ):
+                assert change.row is not None
+                batch.append({c: v for c, v in change.row.items() if c in write})
+                applied[change.kind.value] += 1
+                if len(batch) >= batch_size:
+                    flush()
+        flush()
+    finally:
+        plan.applied = {**applied, "written": written}
+        log.info(
+            "restore applied",
+            table=plan.table,
+            backup=plan.backup,
+            applied=plan.applied,
+            pre_restore_backup=plan.pre_restore_backup,
+            duration_seconds=round(time.perf_counter() - started, 3),
+        )
+    return plan
+
+
+def close_plan(plan: RestorePlan) -> None:
+    """Release the backup file a plan keeps open."""
+    if plan._source is not None:
+        plan._source.close()
+        plan._source = None
+
+
+def _locate(
+    context: Context, request: RestoreRequest
+) -> tuple[dict[str, Any], str, str | None, _Source]:
+    """The backup entry, table, sink and file a request designates."""
+    pipeline = context.pipeline
+    entries = pipeline.backups
+    if request.file is not None:
+        path = Path(request.file)
+        try:
+            stream = open(path, "rb")  # noqa: SIM115
+        except OSError as exc:
+            raise AnglesError(f"cannot open {path}: {exc.strerror}") from exc
+        source = _Source(path.name, stream)
+        try:
+            table = request.table or _guarded(source.open).metadata.get("source")
+        except BaseException:
+            source.close()
+            raise
+        entry = _entry_for(entries, table)
+        return entry, entry["table"], None, source
+    table = request.table
+    if table is None and request.backup:
+        parsed = BackupName.parse(request.backup)
+        table = parsed.table if parsed else None
+    if table is None:
+        tables = sorted({e["table"] for e in entries})
+        if len(tables) != 1:
+            raise AnglesError(
+                "which table? the pipeline backs up " + (", ".join(tables) or "no table"),
+                hint="name it with --table",
+            )
+        table = tables[0]
+    entry = _entry_for(entries, table)
+    sink_name = request.sink or entry["sinks"][0]
+    if sink_name not in pipeline.sinks:
+        raise AnglesError(
+            f"no sink named {sink_name!r}",
+            hint=f"the pipeline defines: {', '.join(pipeline.sinks)}",
+        )
+    sink = context.sink(sink_name)
+    name = request.backup or _newest(sink.list(), table, sink_name)
+    return entry, table, sink_name, _Source(name, sink.open(name))
+
+
+def _entry_for(entries: list[dict[str, Any]], table: Any) -> dict[str, Any]:
+    for entry in entries:
+        if entry["table"] == table:
+            return entry
+    raise AnglesError(
+        f"the pipeline has no backup entry for the table {table!r}",
+        hint="a restore uses the connection and sinks of the table's entry under backups:",
+    )
+
+
+def _newest(files: list[Any], table: str, sink_name: str) -> str:
+    candidates = []
+    for stored in files:
+        parsed = BackupName.parse(stored.name)
+        if parsed and parsed.table == table and not parsed.pre_restore:
+            candidates.append((parsed.timestamp, stored.name))
+    if not candidates:
+        raise RestoreRefused(
+            f"sink {sink_name!r} holds no backup of {table!r}",
+            hint="run `angles backup` first, or choose another sink with --sink",
+        )
+    return max(candidates)[1]
+
+
+def _guarded(read: Callable[[], BackupFile]) -> BackupFile:
+    try:
+        return read()
+    except BackupError as exc:
+        raise RestoreRefused(exc.message, hint=exc.hint) from exc
+
+
+def _diff(
+    plan: RestorePlan,
+    database: Database,
+    schema: TableSchema,
+    backup: BackupFile,
+    source: _Source,
+    *,
+    sample: bool,
+) -> None:
+    """Compare columns, then count (and sample) every key's verdict."""
+    rows = backup.rows()
+    first = next(rows, None) if backup.columns is None else None
+    if backup.columns is not None:
+        backup_columns = list(backup.columns)
+    elif not backup.streaming:
+        # An older file is parsed whole: take every column any row has.
+        backup_columns = list(dict.fromkeys(c for row in backup._data or [] for c in row))
+    else:
+        backup_columns = list(first or {})
+    if first is not None:
+        rows = _chain(first, rows)
+    live = list(schema.columns)
+    plan.missing_in_table = [c for c in backup_columns if c not in schema.columns]
+    plan.new_in_table = [c for c in live if c not in backup_columns]
+    plan.required_missing = sorted(schema.required & set(plan.new_in_table))
+    plan.compared_columns = [c for c in live if c in backup_columns]
+    lacking = [c for c in schema.primary_key if c not in backup_columns]
+    if lacking and backup_columns:
+        raise RestoreRefused(
+            f"the backup lacks the primary key column(s) {', '.join(lacking)} of {plan.table!r}"
+        )
+    plan.updated_at = updated_at_column(plan.compared_columns)
+    for change in _changes(plan, database, schema, backup, rows):
+        kind = change.kind.value
+        plan.counts[kind] += 1
+        if sample and change.kind is not Kind.UNCHANGED and len(plan.samples[kind]) < SAMPLE_SIZE:
+            plan.samples[kind].append(_sample(change, schema.primary_key))
+
+
+def _changes(
+    plan: RestorePlan,
+    database: Database,
+    schema: TableSchema,
+    backup: BackupFile,
+    rows: Iterator[Row] | None = None,
+) -> Iterator[Change]:
+    """Every key's verdict, then ``plan.verified`` from the backup's checksum.
+
+    A backup found out of key order (a file laid out by others) is read again and
+    sorted in memory; the verdicts restart, and ``plan.counts`` is reset for them.
+    """
+    rows = backup.rows() if rows is None else rows
+    if plan.sorted_in_memory or not backup.streaming:
+        rows = iter(_sorted(rows, schema.primary_key))
+    try:
+        yield from _merged(plan, database, schema, rows)
+    except OutOfOrder as exc:
+        if exc.side != "backup" or exc.duplicate or plan.sorted_in_memory:
+            raise _order_error(exc, plan) from exc
+        plan.sorted_in_memory = True
+        for kind in plan.counts:
+            plan.counts[kind] = 0
+            plan.samples[kind] = []
+        assert plan._source is not None
+        backup = _guarded(plan._source.open)
+        yield from _merged(plan, database, schema, iter(_sorted(backup.rows(), schema.primary_key)))
+    plan.verified = bool(backup.verified)
+
+
+def _merged(
+    plan: RestorePlan, database: Database, schema: TableSchema, rows: Iterator[Row]
+) -> Iterator[Change]:
+    changes = merge(
+        rows,
+        database.stream(plan.table, schema),
+        schema.primary_key,
+        plan.compared_columns,
+        updated_at=plan.updated_at,
+        backup_time=plan.backup_time,
+    )
+    try:
+        yield from changes
+    except BackupError as exc:
+        raise RestoreRefused(exc.message, hint=exc.hint) from exc
+
+
+def _order_error(exc: OutOfOrder, plan: RestorePlan) -> AnglesError:
+    if exc.side == "backup":
+        return RestoreRefused(f"backup {plan.backup}: {exc}")
+    return AnglesError(
+        f"{exc}: the connection must return rows in primary-key order",
+        hint="this is a bug in the connection plugin",
+    )
+
+
+def _sorted(rows: Iterator[Row], primary_key: tuple[str, ...]) -> list[Row]:
+    names = tuple(primary_key)
+    try:
+        return sorted(rows, key=lambda row: sort_key(tuple(row.get(c) for c in names)))
+    except BackupError as exc:
+        raise RestoreRefused(exc.message, hint=exc.hint) from exc
+
+
+def _chain(first: Row, rest: Iterator[Row]) -> Iterator[Row]:
+    yield first
+    yield from rest
+
+
+def _sample(change: Change, primary_key: tuple[str, ...]) -> Any:
+    if change.kind in (Kind.INSERT, Kind.ONLY_IN_DATABASE):
+        return (
+            change.key[0]
+            if len(change.key) == 1
+            else dict(zip(primary_key, change.key, strict=True))
+        )
+    return {**dict(zip(primary_key, change.key, strict=True)), "columns": list(change.columns)}
+
+
+def _save_pre_restore(context: Context, plan: RestorePlan, database: Database, log: Any) -> None:
+    """Back the table up as it is now, to every sink of its entry, before writing."""
+    moment = datetime.now(UTC)
+    writer, _ = export_table(database, plan.table, moment)
+    try:
+        for sink_name in plan.sinks:
+            sink = context.sink(sink_name)
+            name = str(
+                BackupName(
+                    plan.table,
+                    moment,
+                    pre_restore=True,
+                    compressed=bool(sink.config.get("compress")),
+                )
+            )
+            outcome = store_files(
+                sink, [(name, writer)], f"angles: {plan.table} before restoring {plan.backup}"
+            )
+            if outcome.get(name):
+                raise RestoreRefused(
+                    f"the pre-restore backup of {plan.table!r} could not be stored in "
+                    f"{sink_name!r} ({outcome[name]}); nothing was restored"
+                )
+            plan.pre_restore_files.append({"sink": sink_name, "name": name})
+            plan.pre_restore_backup = plan.pre_restore_backup or name
+    finally:
+        writer.close()
+    log.info(
+        "pre-restore backup stored",
+        table=plan.table,
+        files=plan.pre_restore_files,
+        records=writer.record_count,
+    )
