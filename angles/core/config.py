@@ -266,10 +266,30 @@ def secret_values(document: dict[str, Any], plugins: Plugins) -> set[str]:
         for _, entry in _entries(document.get(section)):
             cls = plugins.registries[kind].get(entry.get("type"))
             for key in cls.secret_options() if cls else ():
-                value = entry.get(key)
-                if isinstance(value, str) and value:
-                    found.add(value)
+                found |= _strings(entry.get(key))
+    # A postgresql:// state URL may carry a password.
+    state = document.get("state")
+    if isinstance(state, str) and "://" in state:
+        from urllib.parse import urlsplit
+
+        try:
+            password = urlsplit(state).password
+        except ValueError:
+            password = None
+        if password:
+            found.add(password)
     return found
+
+
+def _strings(value: Any) -> set[str]:
+    """The non-empty strings in a value (a secret may be a mapping, e.g. headers)."""
+    if isinstance(value, str):
+        return {value} if value else set()
+    if isinstance(value, dict):
+        return set().union(*map(_strings, value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*map(_strings, value)) if value else set()
+    return set()
 
 
 def _entries(section: Any) -> list[tuple[str | int, dict[str, Any]]]:

@@ -12,11 +12,12 @@ import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
-
-import structlog
+from typing import TYPE_CHECKING, Any, TextIO
 
 from angles.core.redact import Redactor
+
+if TYPE_CHECKING:
+    import structlog
 
 LOG_FILES = {
     "health": "health_check.log",
@@ -55,6 +56,8 @@ def close() -> None:
 
 def get_logger(channel: str, **context: Any) -> structlog.typing.FilteringBoundLogger:
     """A logger writing to the file of ``channel`` (a key of :data:`LOG_FILES`)."""
+    import structlog  # imported on first use: it costs start-up time
+
     return structlog.wrap_logger(
         _ChannelLogger(channel),
         processors=[
@@ -107,7 +110,9 @@ def _emit(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
         console: TextIO | None = _state["console"]
         if console is not None:
             console.write(_console_line(event) + "\n")
-    raise structlog.DropEvent
+    from structlog import DropEvent
+
+    raise DropEvent
 
 
 def _console_line(event: dict[str, Any]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import ClassVar
 
 from angles.core.plugin import Plugin
 from angles.core.report import CheckRun, RunReport, format_timestamp
@@ -84,6 +85,8 @@ class Notifier(Plugin):
     """
 
     kind = "notifier"
+    #: The ``on`` list used when the pipeline entry gives none.
+    default_on: ClassVar[tuple[str, ...]] = ("warning", "error", "recovery")
 
     def send(self, notification: Notification) -> None:
         """Deliver the notification or raise :class:`angles.ServiceError`."""

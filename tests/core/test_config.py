@@ -115,22 +115,25 @@ version: 1
 name: base
 defaults: {timeout_seconds: 5}
 sinks:
-  local: {type: local, path: backups, retention_days: 30} 
+  local: {type: local, path: backups, retention_days: 30}
 notifiers:
   - {name: console, type: console}
   - {name: loud, type: console, on: [always]}
-""".replace("sinks:\n  local: {type: local, path: backups, retention_days: 30} \n", ""),
+""",
         "base.yaml",
     )
     text = """\
 extends: base.yaml
 name: prod
+sinks:
+  local: {retention_days: 7}
 notifiers:
   - {name: only, type: console}
 """
     pipeline = load_pipeline(write(tmp_path, text, "angles.prod.yaml"), plugins, {})
     assert pipeline.name == "prod"
     assert pipeline.timeout_seconds == 5  # kept from the base
+    assert pipeline.sinks == {"local": {"type": "local", "path": "backups", "retention_days": 7}}
     assert [n["name"] for n in pipeline.notifiers] == ["only"]  # the list was replaced
     assert "extends" not in pipeline.document
 

@@ -99,7 +99,7 @@ def test_two_plugins_claiming_one_type_name_are_refused_naming_both():
 def test_a_registered_class_of_the_wrong_kind_is_refused():
     manager = get_plugin_manager()
     manager.register(WrongClassPlugin(), name="wrong")
-    with pytest.raises(PluginError, match="not a subclass of angles.Check"):
+    with pytest.raises(PluginError, match=r"not a subclass of angles\.Check"):
         load_plugins(manager)
 
 

@@ -178,7 +178,7 @@ def test_test_mode_contacts_nothing_and_reports_test_errors(context_for):
     assert all(c.message.startswith("[TEST] ") for c in report.checks)
     assert report.status.exit_code == 2
     assert report.test is True
-    [(name, notification)] = SENT
+    [(_name, notification)] = SENT
     assert notification.test and notification.title.startswith("[TEST] ")
 
 
