@@ -158,7 +158,7 @@ def _print_plan(plan: RestorePlan, *, err: bool = False) -> None:
     trust = (
         click.style("verified", fg="green")
         if plan.verified
-        else click.style("UNVERIFIED (no checksum)", fg="yellow")
+        else click.style("UNVERIFIED: it has no checksum", fg="yellow")
     )
     say(f"Restore of {plan.table!r} from {where} ({trust})")
     for kind, (label, note) in _LABELS.items():

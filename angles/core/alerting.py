@@ -1,41 +1,181 @@
-"""Deciding who to tell about a run, and telling them."""
+"""Deciding who to tell about a run, and telling them.
+
+Each notifier has a policy: ``on`` (which statuses and events it hears about),
+``failure_threshold`` (how many failing runs in a row before it alerts) and
+``remind_every`` (how often a still-failing check is repeated). The decision reads the
+state store (each check's failing streak and each notifier's last alert); deliveries are
+remembered there afterwards. A ``--test`` run goes to every notifier and changes nothing.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from angles.core.context import Context
+from angles.core.durations import parse_duration
 from angles.core.errors import AnglesError
+from angles.core.history import AlertMark, CheckState, advance, describe, open_store
 from angles.core.logging import get_logger
-from angles.core.notifier import Notification, Notifier
-from angles.core.report import NotificationRun, RunReport
+from angles.core.notifier import Notification, Notifier, Recovery
+from angles.core.report import CheckRun, NotificationRun, RunReport
+from angles.core.results import Status
 
-DEFAULT_ON = ("warning", "error", "recovery")
+DEFAULT_ON = Notifier.default_on
 SENT = "sent"
 FAILED = "error"
 
 
-def wants(entry: dict[str, Any], report: RunReport) -> bool:
-    """Whether a notifier's ``on`` list asks to hear about this run."""
-    if report.test:
-        return True  # a test run proves that alerts arrive
-    on = entry.get("on") or DEFAULT_ON
-    return "always" in on or report.status.value in on
+@dataclass(frozen=True)
+class AlertPolicy:
+    """When one notifier speaks: its ``on`` list, threshold and reminder interval."""
+
+    on: frozenset[str]
+    failure_threshold: int = 1
+    remind_every: timedelta | None = None
+
+    @classmethod
+    def from_entry(
+        cls, entry: Mapping[str, Any], default_on: tuple[str, ...] = DEFAULT_ON
+    ) -> AlertPolicy:
+        """The policy a ``notifiers:`` entry configures (``default_on`` when it has no ``on``)."""
+        remind = entry.get("remind_every")
+        return cls(
+            on=frozenset(entry.get("on") or default_on),
+            failure_threshold=int(entry.get("failure_threshold") or 1),
+            remind_every=parse_duration(remind) if remind else None,
+        )
+
+    @property
+    def always(self) -> bool:
+        return "always" in self.on
+
+    def hears(self, status: Status) -> bool:
+        """Whether failures of this status are for this notifier."""
+        return self.always or status.value in self.on
+
+
+def decide(
+    name: str,
+    policy: AlertPolicy,
+    report: RunReport,
+    previous: Mapping[str, CheckState],
+    marks: Mapping[tuple[str, str], AlertMark],
+) -> Notification | None:
+    """What the notifier ``name`` should be told about this run, or None for nothing.
+
+    A failing check is an alert once it has failed ``failure_threshold`` runs in a row,
+    then again when its status gets worse, and otherwise every run or, with
+    ``remind_every``, when that long has passed since this notifier's last alert. A
+    check that passes again is a recovery for a notifier that alerted about it. With
+    ``always`` every run is sent, with every failing check and recovery.
+    """
+    now = report.started_at
+    alerts: list[CheckRun] = []
+    recoveries: list[Recovery] = []
+    for check in report.checks:
+        before = previous.get(check.name)
+        mark = marks.get((check.name, name))
+        if check.status is Status.OK:
+            if before is None or not before.failing or before.failing_since is None:
+                continue
+            alerted = mark is not None and mark.alerted_at >= before.failing_since
+            if not policy.hears(before.status):
+                # A notifier that never alerts about this status still hears it recover.
+                alerted = before.consecutive_failures >= policy.failure_threshold
+            if policy.always or ("recovery" in policy.on and alerted):
+                recoveries.append(Recovery(check, now - before.failing_since))
+            continue
+        if not policy.hears(check.status):
+            continue
+        state = advance(before, check, now)
+        reached = state.consecutive_failures >= policy.failure_threshold
+        if policy.always or (reached and _due(check, state, mark, policy, now)):
+            alerts.append(check)
+    failed_backups = [b for b in report.backups if b.status is not Status.OK]
+    backup_news = any(policy.hears(b.status) for b in failed_backups)
+    if not (alerts or recoveries or backup_news or policy.always):
+        return None
+    return Notification(report, alerts=alerts, recoveries=recoveries)
+
+
+def _due(
+    check: CheckRun,
+    state: CheckState,
+    mark: AlertMark | None,
+    policy: AlertPolicy,
+    now: datetime,
+) -> bool:
+    assert state.failing_since is not None
+    if mark is None or mark.alerted_at < state.failing_since:
+        return True  # not yet told about this streak
+    if check.status.severity > mark.status.severity:
+        return True  # it got worse since the last alert
+    if policy.remind_every is None:
+        return True
+    return now - mark.alerted_at >= policy.remind_every
 
 
 def send_notifications(context: Context, report: RunReport) -> list[NotificationRun]:
-    """Send the run to every notifier that wants it, concurrently.
+    """Tell every notifier whose policy asks for this run, concurrently.
 
-    A notifier that fails is reported in the result and the log; it never stops the
-    others and never changes the run's status.
+    Reads the state store before deciding and remembers the alerts delivered; the
+    checks' own states are written by :func:`angles.core.history.record_run`. A test
+    run goes to every notifier, marked as a test, and leaves the store alone. A notifier
+    that fails is reported in the result and the log; it never stops the others and
+    never changes the run's status. An unreachable state store is logged, and the run
+    is then treated as the first one.
     """
-    chosen = [entry for entry in context.pipeline.notifiers if wants(entry, report)]
-    if not chosen:
+    entries = context.pipeline.notifiers
+    if not entries:
         return []
-    notification = Notification(report, alerts=report.failing_checks)
-    with ThreadPoolExecutor(max_workers=len(chosen), thread_name_prefix="notify") as pool:
-        return list(pool.map(lambda entry: _deliver(context, entry, notification), chosen))
+    log = get_logger("runs", pipeline=report.pipeline)
+    if report.test:
+        plans = [(entry, Notification(report, alerts=report.failing_checks)) for entry in entries]
+        return _deliver_all(context, plans)
+    previous: dict[str, CheckState] = {}
+    marks: dict[tuple[str, str], AlertMark] = {}
+    try:
+        with open_store(context) as store:
+            previous = store.check_states(report.pipeline)
+            marks = store.alert_marks(report.pipeline)
+    except Exception as exc:
+        log.error("state store unavailable", state=describe(context.pipeline.state), error=str(exc))
+    plans = []
+    for entry in entries:
+        cls = context.plugins.notifiers.get(entry["type"])
+        policy = AlertPolicy.from_entry(entry, getattr(cls, "default_on", DEFAULT_ON))
+        notification = decide(entry["name"], policy, report, previous, marks)
+        if notification is None:
+            log.info("notification not needed", notifier=entry["name"])
+        else:
+            plans.append((entry, notification))
+    results = _deliver_all(context, plans)
+    delivered = [
+        AlertMark(check.name, entry["name"], report.started_at, check.status)
+        for (entry, notification), result in zip(plans, results, strict=True)
+        if result.status == SENT
+        for check in notification.alerts
+    ]
+    if delivered:
+        try:
+            with open_store(context) as store:
+                store.mark_alerted(report.pipeline, delivered)
+        except Exception as exc:
+            log.error("alerts not remembered", error=str(exc))
+    return results
+
+
+def _deliver_all(
+    context: Context, plans: list[tuple[dict[str, Any], Notification]]
+) -> list[NotificationRun]:
+    if not plans:
+        return []
+    with ThreadPoolExecutor(max_workers=len(plans), thread_name_prefix="notify") as pool:
+        return list(pool.map(lambda plan: _deliver(context, *plan), plans))
 
 
 def _deliver(
@@ -47,11 +187,14 @@ def _deliver(
     try:
         notifier: Notifier = context.create("notifier", entry["name"], entry)  # type: ignore[assignment]
         notifier.send(notification)
-    except AnglesError as exc:
-        log.warning("notification failed", error=str(exc))
-        return NotificationRun(entry["name"], FAILED, str(exc))
     except Exception as exc:
-        log.warning("notification failed", error=one_line(exc))
-        return NotificationRun(entry["name"], FAILED, one_line(exc))
-    log.info("notification sent", test=notification.test)
+        message = context.redact(str(exc) if isinstance(exc, AnglesError) else one_line(exc))
+        log.warning("notification failed", error=message)
+        return NotificationRun(entry["name"], FAILED, message)
+    log.info(
+        "notification sent",
+        test=notification.test,
+        alerts=[c.name for c in notification.alerts],
+        recoveries=[r.check.name for r in notification.recoveries],
+    )
     return NotificationRun(entry["name"], SENT)

@@ -28,7 +28,12 @@ BUILTIN_PLUGINS = (
     "angles.plugins.connections.sqlite",
     "angles.plugins.checks.sync_backlog",
     "angles.plugins.sinks.local",
+    "angles.plugins.sinks.github",
     "angles.plugins.notifiers.console",
+    "angles.plugins.notifiers.slack",
+    "angles.plugins.notifiers.smtp",
+    "angles.plugins.notifiers.webhook",
+    "angles.plugins.notifiers.heartbeat",
 )
 
 Register = Callable[[type[Plugin]], None]

@@ -58,6 +58,11 @@ class Sink(Plugin):
         """Remove files (retention); a sink with commits removes them in one."""
         raise NotImplementedError
 
+    def compresses(self, size: int) -> bool:
+        """Whether a file of ``size`` uncompressed bytes is stored gzip-compressed (and so
+        named ``.json.gz``): the ``compress`` key by default; a sink may add a size limit."""
+        return bool(self.config.get("compress"))
+
     def head(self, name: str, size: int = 1 << 16) -> bytes:
         """The first ``size`` bytes of a stored file (to read its metadata line).
 

@@ -239,7 +239,12 @@ def ensure_supabase_roles(conn: psycopg.Connection[Any]) -> None:
                 "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END$$"
             ).format(name=sql.Literal(role), role=sql.Identifier(role))
         )
-    conn.execute("ALTER ROLE service_role BYPASSRLS")
+    # Only when needed: concurrent ALTER ROLE from two test runs fails ("tuple concurrently
+    # updated").
+    conn.execute(
+        "DO $$BEGIN IF NOT (SELECT rolbypassrls FROM pg_roles WHERE rolname = 'service_role')"
+        " THEN ALTER ROLE service_role BYPASSRLS; END IF; END$$"
+    )
     conn.execute(_AUTH_SCHEMA_SQL)
 
 

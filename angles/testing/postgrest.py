@@ -30,6 +30,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 import psycopg
 import pytest
@@ -44,9 +45,11 @@ from angles.testing.server import Fault, RecordedRequest, Response, ServiceServe
 
 __all__ = [
     "DEFAULT_JWT_SECRET",
+    "ApiError",
     "PostgrestServer",
     "decode_jwt",
     "encode_jwt",
+    "fuzzy_match",
     "postgrest",
     "postgrest_factory",
 ]
@@ -684,11 +687,11 @@ class _Pool:
             return psycopg.connect(
                 self.url, prepare_threshold=None, application_name="angles-postgrest"
             )
-        except psycopg.Error:
+        except psycopg.Error as exc:
             with self._cond:
                 self._count -= 1
                 self._cond.notify()
-            raise
+            raise ApiError(503, "PGRST000", "Database connection error", str(exc)) from None
 
     def _release(self, conn: psycopg.Connection[Any]) -> None:
         healthy = not conn.closed and conn.info.transaction_status == 0  # IDLE
@@ -982,7 +985,7 @@ class PostgrestServer(ServiceServer):
                     "parameters in the schema cache",
                     hint="RPC is not implemented by the angles test gateway",
                 )
-            table = route[1:]
+            table = unquote(route[1:])
             if not table or "/" in table:
                 return Response(404, b"", {})
             return self._table_request(request, context, table)

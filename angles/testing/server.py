@@ -225,6 +225,9 @@ def _make_handler(service: ServiceServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = service.name
+        # Headers and body go out in separate writes; with Nagle's algorithm on, a keep-alive
+        # client waits ~40 ms (delayed ACK) for every answer.
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:  # quiet by default
             pass

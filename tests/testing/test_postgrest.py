@@ -191,7 +191,9 @@ def test_partial_page_with_count_is_206(items, postgrest, client):
     assert response.headers["content-range"] == "2000-2499/2500"
     assert response.headers["preference-applied"] == "count=exact"
 
-    whole = rest(postgrest, "GET", "/items", params={"id": "lte.10"}, headers={"Prefer": "count=exact"})
+    whole = rest(
+        postgrest, "GET", "/items", params={"id": "lte.10"}, headers={"Prefer": "count=exact"}
+    )
     assert (whole.status_code, whole.headers["content-range"]) == (200, "0-9/10")
 
 
@@ -199,7 +201,9 @@ def test_head_count(items, postgrest, client):
     result = client.table("items").select("id", count="exact", head=True).execute()
     assert (result.data, result.count) == ([], 2500)
 
-    response = rest(postgrest, "HEAD", "/items", params={"select": "id"}, headers={"Prefer": "count=exact"})
+    response = rest(
+        postgrest, "HEAD", "/items", params={"select": "id"}, headers={"Prefer": "count=exact"}
+    )
     assert response.status_code == 206
     assert response.headers["content-range"] == "0-999/2500"
     assert response.headers["preference-applied"] == "count=exact"
@@ -215,12 +219,16 @@ def test_head_count(items, postgrest, client):
 
 def test_planned_and_estimated_counts(items, postgrest):
     items.execute("ANALYZE items")
-    planned = rest(postgrest, "GET", "/items", params={"limit": 1}, headers={"Prefer": "count=planned"})
+    planned = rest(
+        postgrest, "GET", "/items", params={"limit": 1}, headers={"Prefer": "count=planned"}
+    )
     assert planned.headers["preference-applied"] == "count=planned"
     plan_total = int(planned.headers["content-range"].split("/")[1])
     assert plan_total == 2500  # analysed: the planner knows
     postgrest.max_rows = 5000
-    estimated = rest(postgrest, "GET", "/items", params={"id": "lte.7"}, headers={"Prefer": "count=estimated"})
+    estimated = rest(
+        postgrest, "GET", "/items", params={"id": "lte.7"}, headers={"Prefer": "count=estimated"}
+    )
     assert estimated.headers["content-range"] == "0-6/7"
 
 
@@ -294,7 +302,10 @@ def test_filters_as_supabase_py_sends_them(postgres_db, postgrest, client):
 def test_bad_filters_and_columns(items, postgrest, client):
     with pytest.raises(APIError) as error:
         client.table("items").select("banana").execute()
-    assert (error.value.code, error.value.message) == ("42703", "column items.banana does not exist")
+    assert (error.value.code, error.value.message) == (
+        "42703",
+        "column items.banana does not exist",
+    )
 
     bad_value = rest(postgrest, "GET", "/items", params={"id": "eq.abc"})
     assert bad_value.status_code == 400
@@ -354,7 +365,10 @@ def test_jwt_errors(items, postgrest):
     assert response.headers["www-authenticate"] == (
         'Bearer error="invalid_token", error_description="JWT expired"'
     )
-    assert response.content == b'{"code":"PGRST303","details":null,"hint":null,"message":"JWT expired"}'
+    assert (
+        response.content
+        == b'{"code":"PGRST303","details":null,"hint":null,"message":"JWT expired"}'
+    )
 
     forged = encode_jwt({"role": "service_role"}, "x" * 40)
     response = rest(postgrest, "GET", "/items", headers={"Authorization": f"Bearer {forged}"})
@@ -398,7 +412,15 @@ def test_openapi_root_is_for_service_keys_only(postgres_db, postgrest):
     items = document["definitions"]["items"]
     assert items["required"] == ["id", "name", "created_at", "done"]
     assert list(items["properties"]) == [
-        "id", "name", "owner", "created_at", "done", "mood", "tags", "meta", "price"
+        "id",
+        "name",
+        "owner",
+        "created_at",
+        "done",
+        "mood",
+        "tags",
+        "meta",
+        "price",
     ]
     props = items["properties"]
     assert props["id"] == {
@@ -461,12 +483,16 @@ def test_upsert_201_when_inserting_200_when_all_updated(items, postgrest, client
 
 
 def test_ignore_duplicates_and_the_missing_key_pitfall(items, postgrest, client):
-    result = client.table("items").upsert(
-        [{"id": 1, "name": "ignored"}, {"id": 5000, "name": "fresh"}],
-        ignore_duplicates=True,
-        count="exact",
-        returning="minimal",
-    ).execute()
+    result = (
+        client.table("items")
+        .upsert(
+            [{"id": 1, "name": "ignored"}, {"id": 5000, "name": "fresh"}],
+            ignore_duplicates=True,
+            count="exact",
+            returning="minimal",
+        )
+        .execute()
+    )
     assert result.count == 1
     assert items.fetchval("SELECT name FROM items WHERE id = 1") == "item 1"
     # A key absent from one row is written as NULL for it (§5).
@@ -524,19 +550,28 @@ def test_insert_statuses_and_errors(items, postgrest, client):
     assert error.value.message == "Could not find the 'nope' column of 'items' in the schema cache"
     mismatch = rest(postgrest, "POST", "/items", json=[{"name": "a"}, {"id": 7}])
     assert (mismatch.status_code, mismatch.json()["message"]) == (400, "All object keys must match")
-    invalid = rest(postgrest, "POST", "/items", content=b"{", headers={"Content-Type": "application/json"})
+    invalid = rest(
+        postgrest, "POST", "/items", content=b"{", headers={"Content-Type": "application/json"}
+    )
     assert (invalid.status_code, invalid.json()["code"]) == (400, "PGRST102")
 
 
 def test_default_to_null_pitfall_and_missing_default(items, client):
     # supabase-py's default: created_at is sent as a key of the batch, so NULL is inserted.
     with pytest.raises(APIError) as error:
-        client.table("items").insert([{"name": "a", "created_at": "2025-01-01T00:00:00Z"}, {"name": "b"}]).execute()
+        client.table("items").insert(
+            [{"name": "a", "created_at": "2025-01-01T00:00:00Z"}, {"name": "b"}]
+        ).execute()
     assert error.value.code == "23502"
-    rows = client.table("items").insert(
-        [{"name": "a", "created_at": "2025-01-01T00:00:00Z"}, {"name": "b"}],
-        default_to_null=False,
-    ).execute().data
+    rows = (
+        client.table("items")
+        .insert(
+            [{"name": "a", "created_at": "2025-01-01T00:00:00Z"}, {"name": "b"}],
+            default_to_null=False,
+        )
+        .execute()
+        .data
+    )
     assert rows[0]["created_at"] == "2025-01-01T00:00:00+00:00"
     assert rows[1]["created_at"] is not None
     assert rows[1]["id"] == rows[0]["id"] + 1 > 2500
@@ -689,15 +724,25 @@ def test_rls_hides_rows_from_anon(postgres_db, postgrest):
     with pytest.raises(APIError) as error:
         anon.table("notes").insert({"id": 4, "public": True}).execute()
     assert error.value.code == "42501"
-    response = rest(postgrest, "POST", "/notes", key=postgrest.anon_key, json={"id": 4, "public": True})
+    response = rest(
+        postgrest, "POST", "/notes", key=postgrest.anon_key, json={"id": 4, "public": True}
+    )
     assert response.status_code == 401
 
     service = postgrest.client().table("notes").select("id").order("id").execute().data
     assert service == [{"id": 1}, {"id": 2}, {"id": 3}]
 
     user = postgrest.mint_jwt("authenticated", sub="00000000-0000-0000-0000-0000000000aa")
-    mine = rest(postgrest, "GET", "/notes", key=postgrest.anon_key, headers={"Authorization": f"Bearer {user}"})
-    assert mine.json() == [{"id": 3, "public": False, "owner": "00000000-0000-0000-0000-0000000000aa"}]
+    mine = rest(
+        postgrest,
+        "GET",
+        "/notes",
+        key=postgrest.anon_key,
+        headers={"Authorization": f"Bearer {user}"},
+    )
+    assert mine.json() == [
+        {"id": 3, "public": False, "owner": "00000000-0000-0000-0000-0000000000aa"}
+    ]
     forbidden = rest(
         postgrest,
         "POST",

@@ -75,15 +75,15 @@ def store_files(
 ) -> dict[str, str | None]:
     """Store files in one transaction of ``sink``: name → None when stored, else the error.
 
-    A file that fails does not stop the others; a failed commit fails them all.
+    A file that fails does not stop the others; a failed commit fails them all. A name
+    ending in ``.gz`` is stored gzip-compressed.
     """
-    compress = bool(sink.config.get("compress"))
     outcome: dict[str, str | None] = {}
     try:
         with sink.transaction(message) as transaction:
             for name, writer in files:
                 try:
-                    transaction.store(name, writer.chunks(compress=compress))
+                    transaction.store(name, writer.chunks(compress=name.endswith(".gz")))
                     outcome[name] = None
                 except Exception as exc:
                     outcome[name] = one_line(exc)
@@ -165,10 +165,10 @@ def _store(context: Context, sink_name: str, exports: list[_Export], log: Any) -
         for export in exports:
             export.problems.append(f"sink {sink_name!r}: {one_line(exc)}")
         return
-    compress = bool(sink.config.get("compress"))
     files = []
     for export in exports:
         assert export.writer is not None
+        compress = sink.compresses(export.writer.size)
         name = BackupName(export.entry["table"], export.writer.timestamp, compressed=compress)
         files.append((str(name), export.writer, export))
     tables = ", ".join(export.entry["table"] for export in exports)

@@ -121,6 +121,7 @@ class BackupWriter:
         self.schema = schema
         self.timestamp = timestamp
         self.record_count = 0
+        self._spooled = 0
         self._spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115
         self._hash = hashlib.sha256()
 
@@ -147,6 +148,7 @@ class BackupWriter:
         if self.record_count:
             data = b"\n" + data
         self._spool.write(data)
+        self._spooled += len(data)
         self._hash.update(data)
         self.record_count += len(lines)
         count = len(lines)
@@ -171,6 +173,17 @@ class BackupWriter:
             "checksum": self.checksum,
         }
 
+    @property
+    def size(self) -> int:
+        """The size in bytes of the uncompressed file :meth:`chunks` emits."""
+        commas = max(0, self.record_count - 1)
+        footer = len(_FOOTER) + 1 + (1 if self.record_count else 0)
+        return len(self._header()) + self._spooled + commas + footer
+
+    def _header(self) -> bytes:
+        header = json.dumps({"metadata": self.metadata}, ensure_ascii=False)[:-1]
+        return f'{header}, "data": [\n'.encode()
+
     def chunks(self, *, compress: bool = False) -> Iterator[bytes]:
         """The whole file, chunk by chunk (gzip-compressed when ``compress``)."""
         plain = self._plain_chunks()
@@ -185,8 +198,7 @@ class BackupWriter:
         yield compressor.flush()
 
     def _plain_chunks(self) -> Iterator[bytes]:
-        header = json.dumps({"metadata": self.metadata}, ensure_ascii=False)[:-1]
-        yield f'{header}, "data": [\n'.encode()
+        yield self._header()
         self._spool.seek(0)
         # Canonical JSON never holds a raw newline, so each one separates two rows.
         while chunk := self._spool.read(_CHUNK):

@@ -207,6 +207,8 @@ def apply_restore(
 ) -> RestorePlan:
     """Apply a prepared plan: save a pre-restore backup, then write inserts and updates.
 
+    A plan with nothing to write changes nothing and saves no pre-restore backup.
+
     ``progress`` is called with the number of rows written after each batch. Raises
     :class:`RestoreRefused` (before writing anything) when the schema differs without
     ``restore.auto_migrate`` or the pre-restore backup cannot be stored.
@@ -217,6 +219,12 @@ def apply_restore(
     assert plan._source is not None, "apply_restore takes a plan from prepare_restore"
     log = get_logger("restore", pipeline=context.pipeline.name)
     started = time.perf_counter()
+    plan.live = True
+    if not plan.to_write:
+        plan.applied = {Kind.INSERT.value: 0, Kind.UPDATE.value: 0, "newer_in_database": 0}
+        plan.applied["written"] = 0
+        log.info("restore applied", table=plan.table, backup=plan.backup, applied=plan.applied)
+        return plan
     database = database_for(context, plan.connection)
     schema = database.describe(plan.table)
     _save_pre_restore(context, plan, database, log)
@@ -234,7 +242,6 @@ def apply_restore(
             if progress:
                 progress(written)
 
-    plan.live = True
     try:
         for change in _changes(plan, database, schema, plan._source.open()):
             if change.kind in (Kind.INSERT, Kind.UPDATE) or (
@@ -307,7 +314,11 @@ def _locate(
         )
     sink = context.sink(sink_name)
     name = request.backup or _newest(sink.list(), table, sink_name)
-    return entry, table, sink_name, _Source(name, sink.open(name))
+    try:
+        stream = sink.open(name)
+    except BackupError as exc:
+        raise RestoreRefused(exc.message, hint=exc.hint) from exc
+    return entry, table, sink_name, _Source(name, stream)
 
 
 def _entry_for(entries: list[dict[str, Any]], table: Any) -> dict[str, Any]:
@@ -471,7 +482,7 @@ def _save_pre_restore(context: Context, plan: RestorePlan, database: Database, l
                     plan.table,
                     moment,
                     pre_restore=True,
-                    compressed=bool(sink.config.get("compress")),
+                    compressed=sink.compresses(writer.size),
                 )
             )
             outcome = store_files(

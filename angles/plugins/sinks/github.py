@@ -1,0 +1,776 @@
+"""The ``github`` sink: backup files committed to a GitHub repository.
+
+.. code-block:: yaml
+
+    sinks:
+      github:
+        type: github
+        repository: "${GITHUB_REPOSITORY}"   # owner/name
+        token: "${GITHUB_TOKEN}"
+        path: backups                        # the folder in the repository
+        # branch: backups                    # default: the repository's default branch
+        # api_url: https://ghe.example.com/api/v3
+        retention_days: 30
+
+Every run is one commit through the Git Data API: each file is uploaded as blobs while it
+streams in, then one tree on top of the branch head, one commit and a fast-forward of the
+branch. A branch that moved meanwhile is rebased onto (never forced); a failed run moves no
+branch, so the repository stays as it was. An empty repository first gets a README through
+the Contents API, because the Git Data API refuses to work on a repository without commits.
+
+Large files: a file larger than :attr:`GitHubSink.compress_above` is gzip-compressed (and
+named ``.json.gz`` by the backup engine, see :meth:`GitHubSink.compresses`); a stored file
+larger than ``part_size`` is split into ``NAME.part-001``, ``NAME.part-002``… beside a small
+``NAME.manifest.json``. :meth:`GitHubSink.list` and :meth:`GitHubSink.open` show such a
+file as the one file ``NAME``; ``cat NAME.part-* > NAME`` rebuilds it by hand.
+
+Listing reads the folder with the Git Trees API (the Contents API stops at 1,000 entries)
+and reading always goes through blobs (the Contents API sends no content above 1 MB).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import functools
+import hashlib
+import io
+import json
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
+
+from angles.core.backup.format import metadata_from_head
+from angles.core.errors import BackupError, ServiceError
+from angles.core.hookspecs import hookimpl
+from angles.core.sink import Sink, StoredFile
+
+if TYPE_CHECKING:
+    from github.GitCommit import GitCommit
+    from github.GitRef import GitRef
+    from github.Repository import Repository
+
+SERVICE = "GitHub"
+MiB = 1024 * 1024
+#: Parts stay well below the 40 MiB at which GitHub's blob API has been seen to refuse
+#: uploads (services.md 2.4); base64 makes the request a third larger still.
+DEFAULT_PART_SIZE = 8 * MiB
+MAX_PART_SIZE = 25 * MiB
+MANIFEST_SUFFIX = ".manifest.json"
+MANIFEST_FORMAT = "angles-parts/1"
+_PART = re.compile(r"^(?P<name>.+)\.part-(?P<number>\d{3,})$")
+_BACKUP_SUFFIXES = (".json", ".json.gz")
+_HEAD_BYTES = 64 * 1024
+_README = """\
+# Backups
+
+Backup files written by [angles](https://pypi.org/project/angles/): one JSON document per
+table and run, named `{table}_{YYYY-MM-DD_HH-MM-SS}.json` (`.json.gz` when compressed).
+A file too large for one GitHub blob is stored as `NAME.part-001`, `NAME.part-002`, … with
+`NAME.manifest.json`; `cat NAME.part-* > NAME` puts it back together.
+"""
+
+
+@dataclass(frozen=True)
+class _Blob:
+    """A blob entry of the backup folder."""
+
+    sha: str
+    size: int
+
+
+@dataclass
+class _Stored:
+    """A backup file in the folder: one blob, or parts listed by a manifest."""
+
+    name: str
+    size: int
+    sha: str  # the file's blob, or its manifest's
+    split: bool = False
+
+
+@dataclass
+class _Staged:
+    """A file uploaded during a transaction, waiting for the commit."""
+
+    name: str
+    size: int
+    records: int | None
+    blobs: dict[str, str]  # path in the folder -> blob SHA
+    inline: dict[str, str] = field(default_factory=dict)  # path -> text (the manifest)
+
+
+@dataclass
+class _Head:
+    """Where a commit goes: the branch (None when it does not exist yet) and its commit."""
+
+    ref: GitRef | None
+    commit: GitCommit
+
+
+class GitHubSink(Sink):
+    """A folder of a GitHub repository (or GitHub Enterprise), written one commit per run."""
+
+    type = "github"
+    description = "Backup files committed to a GitHub repository (one commit per run)."
+    #: an uncompressed file above this size is stored gzip-compressed (GitHub warns at 50 MiB)
+    compress_above: ClassVar[int] = 50 * MiB
+    #: how often a commit is rebuilt when the branch moved under it
+    commit_attempts: ClassVar[int] = 5
+    #: first pause (seconds, doubling) before rebuilding a commit on a moved branch
+    retry_backoff: ClassVar[float] = 0.25
+    config_schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "properties": {
+            "repository": {
+                "type": "string",
+                "pattern": r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$",
+                "description": "The repository, as owner/name.",
+            },
+            "token": {
+                "type": "string",
+                "minLength": 1,
+                "secret": True,
+                "description": "A token that may read and write the repository's contents "
+                "(usually ${GITHUB_TOKEN}).",
+            },
+            "path": {
+                "type": "string",
+                "pattern": r"^(?!.*(^|/)\.\.?(/|$))[^\\]*$",
+                "description": "The folder in the repository (default: backups; empty for the "
+                "root).",
+            },
+            "branch": {
+                "type": "string",
+                "minLength": 1,
+                "description": "The branch to commit to (default: the repository's default "
+                "branch); created from the default branch if missing.",
+            },
+            "api_url": {
+                "type": "string",
+                "pattern": "^https?://",
+                "description": "The API root (default: https://api.github.com); for GitHub "
+                "Enterprise, https://HOST/api/v3.",
+            },
+            "compress": {
+                "type": "boolean",
+                "description": "Store every file gzip-compressed (.json.gz); files above 50 MiB "
+                "are compressed anyway.",
+            },
+            "part_size": {
+                "type": "integer",
+                "minimum": 1024,
+                "maximum": MAX_PART_SIZE,
+                "description": "Files larger than this many bytes are stored in parts of this "
+                f"size (default {DEFAULT_PART_SIZE}, 8 MiB).",
+            },
+            "throttle": {
+                "type": "boolean",
+                "description": "Space requests as GitHub asks (0.25 s apart, writes 1 s apart; "
+                "default true).",
+            },
+            "max_rate_limit_wait": {
+                "type": "number",
+                "minimum": 0,
+                "description": "The longest wait, in seconds, for a rate limit to lift before "
+                "giving up (default 600).",
+            },
+        },
+        "required": ["repository", "token"],
+        "additionalProperties": False,
+    }
+
+    def __init__(self, name: str, config: Any, context: Any) -> None:
+        super().__init__(name, config, context)
+        self.repository: str = config["repository"]
+        self.folder: str = str(config.get("path", "backups")).strip("/")
+        self.part_size: int = int(config.get("part_size") or DEFAULT_PART_SIZE)
+        self.max_wait: float = float(config.get("max_rate_limit_wait", 600))
+        self._repo: Repository | None = None
+        self._branch: str | None = config.get("branch")
+        self._listing: dict[str, _Stored] | None = None
+
+    # -- the Sink interface ----------------------------------------------------------------
+
+    def compresses(self, size: int) -> bool:
+        """Whether a file of ``size`` bytes is stored gzip-compressed (named ``.json.gz``)."""
+        return bool(self.config.get("compress")) or size > self.compress_above
+
+    @contextlib.contextmanager
+    def transaction(self, message: str) -> Iterator[_Writer]:
+        """Files stored inside are committed together when the block ends without error."""
+        writer = _Writer(self)
+        yield writer
+        if writer.staged:
+            self._commit(_commit_message(message, writer.staged), writer.changes, writer.inline)
+
+    def list(self) -> list[StoredFile]:
+        """Every backup file in the folder, split files as one, sorted by name."""
+        self._listing = self._files(self._folder_at(self._head()))
+        return [
+            StoredFile(s.name, s.size) for s in sorted(self._listing.values(), key=lambda s: s.name)
+        ]
+
+    def open(self, name: str) -> BinaryIO:
+        """A stream of the file's bytes, fetched blob by blob as it is read."""
+        stored = (self._listing or {}).get(name)
+        if stored is None:
+            self._listing = self._files(self._folder_at(self._head()))
+            stored = self._listing.get(name)
+        if stored is None:
+            raise BackupError(
+                f"sink {self.name!r} has no backup {name!r} (in {self._where()})",
+                hint="`angles backups list` shows the backups",
+            )
+        if not stored.split:
+            parts, digest = [(stored.sha, stored.size)], None
+        else:
+            parts, digest = self._manifest(name, stored.sha)
+        return io.BufferedReader(_BlobStream(self, name, parts, digest), 1 << 16)
+
+    def delete(self, names: Sequence[str], message: str) -> None:
+        """Remove files (every part of a split one) in one commit; absent files are skipped."""
+        doomed = set(names)
+        for name in doomed:
+            _check_name(name)
+
+        def changes(folder: dict[str, _Blob]) -> dict[str, str | None]:
+            return {path: None for path in folder if _owner(path) in doomed}
+
+        self._commit(message, changes)
+
+    # -- GitHub ----------------------------------------------------------------------------
+
+    def repo(self) -> Repository:
+        """The repository (fetched once), after checking the token can see it."""
+        if self._repo is None:
+            from github import Auth, Github
+
+            from angles.core.http import user_agent
+
+            options: dict[str, Any] = {}
+            if not self.config.get("throttle", True):
+                options.update(seconds_between_requests=None, seconds_between_writes=None)
+            client = Github(
+                auth=Auth.Token(self.config["token"]),
+                base_url=self.config.get("api_url") or "https://api.github.com",
+                timeout=int(max(1, self.context.default_timeout)),
+                user_agent=user_agent(),
+                retry=_retry_class()(max_rate_limit_wait=self.max_wait),
+                per_page=100,
+                **options,
+            )
+            self._repo = self.call("opening the repository", client.get_repo, self.repository)
+            self._branch = self._branch or self._repo.default_branch
+        return self._repo
+
+    @property
+    def branch(self) -> str:
+        """The branch backups are committed to."""
+        self.repo()
+        assert self._branch is not None
+        return self._branch
+
+    def call(self, action: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call PyGithub; a rate limit that lifts soon is waited for (once), and failures
+        become a :class:`ServiceError` that names GitHub and what to check."""
+        from github import GithubException
+        from requests import RequestException
+
+        for attempt in range(2):
+            try:
+                return function(*args, **kwargs)
+            except GithubException as exc:
+                wait = _rate_limit_wait(exc)
+                if attempt == 0 and wait is not None and wait <= self.max_wait:
+                    time.sleep(wait)
+                    continue
+                raise self._error(action, exc) from exc
+            except RequestException as exc:
+                raise ServiceError(
+                    SERVICE,
+                    f"{action} failed: {_one_line(exc)}",
+                    hint=f"check `api_url:` of sink {self.name!r} and the network",
+                ) from exc
+        raise AssertionError("unreachable")
+
+    def _error(self, action: str, exc: Any) -> ServiceError:
+        status, message = exc.status, _github_message(exc)
+        if status == 401:
+            return ServiceError(SERVICE, "bad credentials: check GITHUB_TOKEN")
+        if _is_rate_limit(exc):
+            return _rate_limit_error(exc)
+        if status == 404 and self._repo is None:
+            return ServiceError(
+                SERVICE,
+                f"repository {self.repository} not found, or the token cannot see it",
+                hint=f"check `repository:` of sink {self.name!r} and that the token may read it",
+            )
+        if status == 403:
+            return ServiceError(
+                SERVICE,
+                f"{action}: the token may not do this in {self.repository} ({message})",
+                hint="the token needs Contents read and write permission (classic tokens: the "
+                "repo scope), and the repository must not be archived",
+            )
+        return ServiceError(SERVICE, f"{action} failed: HTTP {status}: {message}")
+
+    def _where(self) -> str:
+        folder = f"/{self.folder}" if self.folder else ""
+        return f"{self.repository}{folder}@{self._branch or 'default branch'}"
+
+    def _head(self, *, create: bool = False) -> _Head | None:
+        """The branch and its commit; None when the repository is empty. With ``create``, a
+        missing branch starts at the default branch's head."""
+
+        repo = self.repo()
+        for branch in dict.fromkeys((self.branch, repo.default_branch)):
+            ref = repo.get_git_ref(f"heads/{branch}")
+            try:
+                sha = self.call("reading the branch", lambda r=ref: r.object.sha)
+            except ServiceError as exc:
+                if _status(exc) == 409:
+                    return None  # "Git Repository is empty."
+                if _status(exc) == 404:
+                    if not create or branch == repo.default_branch:
+                        return None
+                    continue
+                raise
+            commit = self.call("reading the branch head", repo.get_git_commit, sha)
+            return _Head(ref if branch == self.branch else None, commit)
+        return None
+
+    def _folder_at(self, head: _Head | None) -> dict[str, _Blob]:
+        """The blobs directly in the backup folder at ``head``, by file name."""
+        if head is None:
+            return {}
+        repo = self.repo()
+        sha = head.commit.tree.sha
+        for part in [p for p in self.folder.split("/") if p]:
+            tree = self.call("listing the repository", repo.get_git_tree, sha)
+            found = [e for e in tree.tree if e.path == part and e.type == "tree"]
+            if not found:
+                return {}
+            sha = found[0].sha
+        tree = self.call("listing the backup folder", repo.get_git_tree, sha)
+        if tree.truncated:
+            raise ServiceError(
+                SERVICE,
+                f"the folder {self._where()} holds more files than GitHub lists at once",
+                hint="set retention_days (or keep_*) so old backups are deleted",
+            )
+        return {e.path: _Blob(e.sha, e.size or 0) for e in tree.tree if e.type == "blob"}
+
+    @staticmethod
+    def _files(folder: dict[str, _Blob]) -> dict[str, _Stored]:
+        files: dict[str, _Stored] = {}
+        part_sizes: dict[str, int] = {}
+        for path, blob in folder.items():
+            if path.endswith(MANIFEST_SUFFIX):
+                name = path[: -len(MANIFEST_SUFFIX)]
+                files.setdefault(name, _Stored(name, 0, blob.sha, split=True))
+            elif match := _PART.match(path):
+                part_sizes[match["name"]] = part_sizes.get(match["name"], 0) + blob.size
+            elif path.endswith(_BACKUP_SUFFIXES):
+                files[path] = _Stored(path, blob.size, blob.sha)
+        for stored in files.values():
+            if stored.split:
+                stored.size = part_sizes.get(stored.name, 0)
+        return files
+
+    def _manifest(self, name: str, sha: str) -> tuple[list[tuple[str, int]], str | None]:
+        try:
+            manifest = json.loads(self.read_blob(sha))
+            parts = [(str(p["sha"]), int(p["size"])) for p in manifest["parts"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BackupError(
+                f"backup {name} is damaged: its manifest is unreadable ({exc})"
+            ) from exc
+        return parts, manifest.get("sha256")
+
+    def read_blob(self, sha: str) -> bytes:
+        """The content of one blob."""
+        blob = self.call("reading a backup", self.repo().get_git_blob, sha)
+        return base64.b64decode(blob.content)
+
+    def upload(self, data: bytes | bytearray | memoryview) -> str:
+        """Create a blob; returns its SHA."""
+        text = base64.b64encode(data).decode("ascii")
+        return self.call("uploading a backup", self.repo().create_git_blob, text, "base64").sha
+
+    def initialise(self) -> None:
+        """Make the first commit of an empty repository (through the Contents API)."""
+
+        path = f"{self.folder}/README.md" if self.folder else "README.md"
+        repo = self.repo()
+        try:
+            self.call(
+                "starting the empty repository",
+                repo.create_file,
+                path,
+                "angles: start the backup repository",
+                _README,
+                branch=self.branch,
+            )
+        except ServiceError as exc:
+            # a retried PUT whose first attempt went through answers 409/422
+            if _status(exc) not in (409, 422) or self._head() is None:
+                raise
+
+    def _commit(
+        self,
+        message: str,
+        changes: Callable[[dict[str, _Blob]], dict[str, str | None]],
+        inline: dict[str, str] | None = None,
+    ) -> None:
+        """Commit ``changes(folder)`` (path → blob SHA, None deletes; ``inline`` gives the
+        text of small new files) on the branch head, rebuilding on the new head while other
+        writers move the branch."""
+        from github import InputGitTreeElement
+        from requests import RequestException
+
+        self._listing = None
+        repo, problem = self.repo(), ""
+        ref_name = f"refs/heads/{self.branch}"
+        for attempt in range(self.commit_attempts):
+            if attempt:
+                time.sleep(min(self.retry_backoff * 2 ** (attempt - 1), 5.0))
+            head = self._head(create=True)
+            folder = self._folder_at(head)
+            wanted = changes(folder)
+            pending = {
+                p: s for p, s in wanted.items() if (folder[p].sha if p in folder else None) != s
+            }
+            if not pending:
+                return  # already there: nothing to delete, or a write that went through
+            if head is None:
+                raise ServiceError(SERVICE, f"the repository {self.repository} is empty")
+            inline = inline or {}
+            elements = [
+                InputGitTreeElement(
+                    self._path(path),
+                    "100644",
+                    "blob",
+                    **({"content": inline[path]} if path in inline else {"sha": sha}),
+                )
+                for path, sha in sorted(pending.items())
+            ]
+            tree = self.call("writing the tree", repo.create_git_tree, elements, head.commit.tree)
+            commit = self.call(
+                "writing the commit", repo.create_git_commit, message, tree, [head.commit]
+            )
+            try:
+                if head.ref is None:
+                    self.call("creating the branch", repo.create_git_ref, ref_name, commit.sha)
+                else:
+                    self.call("moving the branch", head.ref.edit, commit.sha)
+                return
+            except ServiceError as exc:
+                status = _status(exc)
+                unsure = isinstance(exc.__cause__, RequestException) or (status or 0) >= 500
+                if status != 422 and not unsure:
+                    raise
+                problem = exc.message
+            # the branch moved (422), or the update may have gone through: look again
+        raise ServiceError(
+            SERVICE,
+            f"could not move {self.branch} of {self.repository} after "
+            f"{self.commit_attempts} attempts ({problem})",
+            hint="another process keeps committing to the branch; run again, or give angles "
+            "its own `branch:`",
+        )
+
+    def _path(self, name: str) -> str:
+        return f"{self.folder}/{name}" if self.folder else name
+
+
+class _Writer:
+    """What :meth:`GitHubSink.transaction` yields: uploads each file's blobs as it streams."""
+
+    def __init__(self, sink: GitHubSink) -> None:
+        self.sink = sink
+        self.staged: list[_Staged] = []
+
+    def store(self, name: str, chunks: Iterable[bytes]) -> int:
+        """Upload one file (in parts when large); it is committed when the transaction ends."""
+        _check_name(name)
+        part_size = self.sink.part_size
+        buffer, parts = bytearray(), []
+        digest, size, head = hashlib.sha256(), 0, b""
+        for chunk in chunks:
+            digest.update(chunk)
+            size += len(chunk)
+            if len(head) < _HEAD_BYTES:
+                head += chunk[: _HEAD_BYTES - len(head)]
+            buffer += chunk
+            while len(buffer) >= part_size:
+                parts.append(self._upload(buffer, part_size))
+        if not parts:
+            blobs = {name: self._upload(buffer, len(buffer))[0]}
+            staged = _Staged(name, size, _records(head), blobs)
+        else:
+            if buffer:
+                parts.append(self._upload(buffer, len(buffer)))
+            width = max(3, len(str(len(parts))))
+            blobs = {f"{name}.part-{i:0{width}}": sha for i, (sha, _) in enumerate(parts, 1)}
+            manifest = {
+                "format": MANIFEST_FORMAT,
+                "name": name,
+                "size": size,
+                "sha256": digest.hexdigest(),
+                "parts": [
+                    {"name": path, "sha": sha, "size": part}
+                    for path, (sha, part) in zip(blobs, parts, strict=True)
+                ],
+            }
+            text = json.dumps(manifest, indent=1) + "\n"
+            blobs[name + MANIFEST_SUFFIX] = _git_blob_sha(text.encode())
+            staged = _Staged(name, size, _records(head), blobs, {name + MANIFEST_SUFFIX: text})
+        self.staged = [s for s in self.staged if s.name != name] + [staged]
+        return size
+
+    def _upload(self, buffer: bytearray, count: int) -> tuple[str, int]:
+        """Upload the first ``count`` bytes of ``buffer`` and drop them from it."""
+        with memoryview(buffer) as view, view[:count] as part:
+            try:
+                sha = self.sink.upload(part)
+            except ServiceError as exc:
+                if _status(exc) != 409:  # "Git Repository is empty."
+                    raise
+                self.sink.initialise()
+                sha = self.sink.upload(part)
+        del buffer[:count]
+        return sha, count
+
+    def changes(self, folder: dict[str, _Blob]) -> dict[str, str | None]:
+        """The staged files, and deletions of what their names held before (other parts)."""
+        names = {s.name for s in self.staged}
+        wanted: dict[str, str | None] = {p: None for p in folder if _owner(p) in names}
+        for staged in self.staged:
+            wanted.update(staged.blobs)
+        return wanted
+
+    @property
+    def inline(self) -> dict[str, str]:
+        return {path: text for s in self.staged for path, text in s.inline.items()}
+
+
+class _BlobStream(io.RawIOBase):
+    """The concatenation of blobs, each fetched when reading reaches it (one in memory)."""
+
+    def __init__(
+        self, sink: GitHubSink, name: str, parts: list[tuple[str, int]], sha256: str | None
+    ) -> None:
+        super().__init__()
+        self.sink, self.name, self.parts, self.sha256 = sink, name, parts, sha256
+        self._data = b""
+        self._offset = 0
+        self._next = 0
+        self._digest = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: Any) -> int:
+        while self._offset >= len(self._data):
+            if self._next >= len(self.parts):
+                self._finish()
+                return 0
+            sha, size = self.parts[self._next]
+            self._data, self._offset = b"", 0
+            data = self.sink.read_blob(sha)
+            if len(data) != size:
+                raise BackupError(
+                    f"backup {self.name} is damaged: part {self._next + 1} has {len(data)} "
+                    f"bytes instead of {size}"
+                )
+            if self.sha256:
+                self._digest.update(data)
+            self._data, self._next = data, self._next + 1
+        count = min(len(target), len(self._data) - self._offset)
+        target[:count] = self._data[self._offset : self._offset + count]
+        self._offset += count
+        return count
+
+    def _finish(self) -> None:
+        if self.sha256 and self._digest.hexdigest() != self.sha256:
+            raise BackupError(
+                f"backup {self.name} is damaged: its parts do not add up to the file the "
+                "manifest describes (sha256 differs)"
+            )
+        self.sha256 = None  # checked once
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _check_name(name: str) -> None:
+    if (
+        not name
+        or name.startswith(".")
+        or "/" in name
+        or "\\" in name
+        or name.endswith(MANIFEST_SUFFIX)
+        or _PART.match(name)
+    ):
+        raise BackupError(f"{name!r} is not a backup file name")
+
+
+def _status(exc: ServiceError) -> int | None:
+    """The HTTP status of the GitHub answer behind a :class:`ServiceError`, if any."""
+    return getattr(exc.__cause__, "status", None)
+
+
+def _owner(path: str) -> str:
+    """The backup file name a folder entry belongs to (itself, or a split file's name)."""
+    if path.endswith(MANIFEST_SUFFIX):
+        return path[: -len(MANIFEST_SUFFIX)]
+    match = _PART.match(path)
+    return match["name"] if match else path
+
+
+def _git_blob_sha(data: bytes) -> str:
+    """The SHA git gives a blob of ``data``."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
+def _records(head: bytes) -> int | None:
+    metadata = metadata_from_head(head)
+    count = metadata.get("record_count") if metadata else None
+    return count if isinstance(count, int) else None
+
+
+def _commit_message(subject: str, staged: list[_Staged]) -> str:
+    lines = []
+    for s in staged:
+        records = "" if s.records is None else f"{s.records} records, "
+        parts = len(s.blobs) - 1 if s.inline else 0
+        split = f" in {parts} parts" if parts else ""
+        lines.append(f"- {s.name}: {records}{_human(s.size)}{split}")
+    total = sum(s.records or 0 for s in staged)
+    return f"{subject}\n\n{len(staged)} files, {total} records:\n" + "\n".join(lines) + "\n"
+
+
+def _human(size: int) -> str:
+    if size < 1024:
+        return f"{size} bytes"
+    value = size / 1024
+    for unit in ("KiB", "MiB"):
+        if value < 1024:
+            return f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _github_message(exc: Any) -> str:
+    data = getattr(exc, "data", None)
+    message = data.get("message") if isinstance(data, dict) else None
+    if not isinstance(message, str):
+        message = str(data.get("data", "")) if isinstance(data, dict) else str(data or "")
+    return _one_line(ValueError(message or "no message"))
+
+
+def _header(exc: Any, name: str) -> str | None:
+    for key, value in (getattr(exc, "headers", None) or {}).items():
+        if key.lower() == name:
+            return str(value)
+    return None
+
+
+def _is_rate_limit(exc: Any) -> bool:
+    from github import RateLimitExceededException
+
+    if isinstance(exc, RateLimitExceededException):
+        return True
+    if exc.status not in (403, 429):
+        return False
+    message = _github_message(exc).lower()
+    return "rate limit" in message or _header(exc, "x-ratelimit-remaining") == "0"
+
+
+def _rate_limit_wait(exc: Any) -> float | None:
+    """Seconds until a rate limit PyGithub did not wait for lifts (None: not one)."""
+    from github.GithubException import RateLimitExceededExceedsMaxWait
+
+    if isinstance(exc, RateLimitExceededExceedsMaxWait) or not _is_rate_limit(exc):
+        return None
+    after = _header(exc, "retry-after")
+    if after and after.isdigit():
+        return float(after)
+    reset = _header(exc, "x-ratelimit-reset")
+    if _header(exc, "x-ratelimit-remaining") == "0" and reset and reset.isdigit():
+        return max(0.0, int(reset) - time.time()) + 1
+    return None
+
+
+def _rate_limit_error(exc: Any) -> ServiceError:
+    reset = _header(exc, "x-ratelimit-reset")
+    after = getattr(exc, "wait", None) or _header(exc, "retry-after")
+    if "secondary" not in _github_message(exc).lower() and reset and reset.isdigit():
+        moment = datetime.fromtimestamp(int(reset), UTC)
+        minutes = max(0, round((moment - datetime.now(UTC)).total_seconds() / 60))
+        return ServiceError(
+            SERVICE,
+            f"API rate limit exceeded; it resets at {moment:%Y-%m-%d %H:%M:%S} UTC "
+            f"(in {minutes} min)",
+            hint="run again after the reset, or raise `max_rate_limit_wait:` of the sink",
+        )
+    wait = f" GitHub asks to wait {float(after):.0f} s." if after else ""
+    return ServiceError(
+        SERVICE,
+        f"secondary rate limit exceeded (too many requests or writes in a short time).{wait}",
+        hint="run again in a few minutes",
+    )
+
+
+@functools.cache
+def _retry_class() -> type:
+    """PyGithub's retry, which also gives up on a ``Retry-After`` longer than the allowed
+    wait (urllib3 would sleep for as long as the server asks)."""
+    from github import GithubRetry
+    from github.GithubException import RateLimitExceededExceedsMaxWait
+
+    class BoundedRetry(GithubRetry):  # type: ignore[misc]
+        def increment(  # type: ignore[override]
+            self,
+            method: str | None = None,
+            url: str | None = None,
+            response: Any = None,
+            error: Exception | None = None,
+            _pool: Any = None,
+            _stacktrace: Any = None,
+        ) -> Any:
+            wait = self._retry_after(response)
+            limit = self.max_rate_limit_wait
+            if wait is not None and limit is not None and wait > limit:
+                try:
+                    data = json.loads(self.get_content(response, url) or b"{}")
+                except ValueError:
+                    data = {}
+                headers = dict(response.headers)
+                raise RateLimitExceededExceedsMaxWait(response.status, data, headers, wait=wait)
+            return super().increment(method, url, response, error, _pool, _stacktrace)
+
+        def _retry_after(self, response: Any) -> float | None:
+            value = response.headers.get("Retry-After") if response is not None else None
+            if not value:
+                return None
+            try:
+                return float(self.parse_retry_after(value))
+            except Exception:  # an unreadable header is left to urllib3
+                return None
+
+    return BoundedRetry
+
+
+@hookimpl
+def angles_register_sinks(register: Any) -> None:
+    register(GitHubSink)
