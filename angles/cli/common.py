@@ -80,9 +80,9 @@ def is_terminal() -> bool:
 STATUS_COLOURS = {"ok": "green", "warning": "yellow", "error": "red"}
 
 
-def styled_status(status: str) -> str:
-    """The status word, coloured on a terminal."""
-    return click.style(status.upper(), fg=STATUS_COLOURS.get(status), bold=True)
+def styled_status(status: str, width: int = 0) -> str:
+    """The status word padded to ``width``, coloured on a terminal."""
+    return click.style(status.upper().ljust(width), fg=STATUS_COLOURS.get(status), bold=True)
 
 
 def split_names(args: tuple[str, ...]) -> tuple[str, list[str]]:

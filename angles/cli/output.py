@@ -15,7 +15,7 @@ def print_report(report: RunReport) -> None:
         echo("Checks:")
         for check in report.checks:
             echo(
-                f"  {styled_status(check.status.value):<18} {check.name:<{width}}  {check.message}"
+                f"  {styled_status(check.status.value, 7)} {check.name:<{width}}  {check.message}"
                 f"  ({check.duration_seconds:.2f}s)"
             )
     if report.backups:
@@ -25,7 +25,7 @@ def print_report(report: RunReport) -> None:
             count = "?" if backup.record_count is None else backup.record_count
             detail = f"  {backup.message}" if backup.message else ""
             echo(
-                f"  {styled_status(backup.status.value):<18} {backup.name}  {count} rows  {files}{detail}"
+                f"  {styled_status(backup.status.value, 7)} {backup.name}  {count} rows  {files}{detail}"
             )
     if report.notifications:
         echo("Notifications:")

@@ -26,7 +26,9 @@ EXTRA_VARIABLE = "ANGLES_PLUGINS"
 #: The builtin plugins, registered exactly like installed ones.
 BUILTIN_PLUGINS = (
     "angles.plugins.connections.sqlite",
+    "angles.plugins.connections.supabase",
     "angles.plugins.checks.sync_backlog",
+    "angles.plugins.checks.supabase",
     "angles.plugins.sinks.local",
     "angles.plugins.sinks.github",
     "angles.plugins.notifiers.console",

@@ -25,3 +25,4 @@ from angles.testing.smtp import (  # noqa: F401
     smtp_server_factory,
     unavailable_smtp_server,
 )
+from angles.testing.webhook import _angles_webhook_server, webhook_server  # noqa: F401

@@ -234,3 +234,21 @@ def test_plugins_can_add_commands(angles_cli, register_plugin):
     register_plugin(Plugin())
     assert angles_cli("hello", "world").stdout == "hello world\n"
     assert "hello" in angles_cli("--help").stdout
+
+
+def test_the_runtime_never_imports_test_servers_or_heavy_clients(tmp_path):
+    (tmp_path / "angles.yaml").write_text(PIPELINE)
+    code = (
+        "import sys\n"
+        "from angles.cli import main\n"
+        "code = main(['validate'])\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'supabase', 'notion_client', 'github', 'psycopg'} or m.startswith('angles.testing'))\n"
+        "print('loaded=' + ','.join(loaded))\n"
+        "sys.exit(code)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "loaded="

@@ -15,8 +15,18 @@ from angles.core.starter import from_old_config
 
 EXAMPLE_CONFIG = Path(__file__).parents[1] / "data" / "config.json"
 ENVIRONMENT = {
-    name: "x-value"
-    for name in ["SUPABASE_URL", "SUPABASE_KEY", "NOTION_API_KEY", "NOTION_DATABASE_ID", "GITHUB_REPOSITORY", "GITHUB_TOKEN", "SLACK_WEBHOOK_URL", "SMTP_SERVER", "SMTP_USERNAME", "SMTP_PASSWORD", "EMAIL_RECIPIENT", "GITHUB_OWNER"]
+    "SUPABASE_URL": "https://project.supabase.co",
+    "SUPABASE_KEY": "service-role-key",
+    "NOTION_API_KEY": "ntn_token",
+    "NOTION_DATABASE_ID": "0123456789abcdef0123456789abcdef",
+    "GITHUB_REPOSITORY": "acme/angles-backup",
+    "GITHUB_TOKEN": "ghp_token",
+    "GITHUB_OWNER": "acme",
+    "SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T0/B0/x",
+    "SMTP_SERVER": "smtp.example.com",
+    "SMTP_USERNAME": "alerts",
+    "SMTP_PASSWORD": "smtp-password",
+    "EMAIL_RECIPIENT": "ops@example.com",
 }
 
 
@@ -45,7 +55,7 @@ def test_from_config_converts_the_older_layout(angles_cli, tmp_path):
     assert pipeline.schedule == "0 3 * * *"
     assert [n["type"] for n in pipeline.notifiers] == ["slack"]  # email_enabled: false
     assert pipeline.sinks["github"]["retention_days"] == 30
-    assert pipeline.sinks["github"]["repository"] == "x-value/angles-backup"
+    assert pipeline.sinks["github"]["repository"] == "acme/angles-backup"
     assert pipeline.restore == {"auto_migrate": False}
     assert pipeline.timeout_seconds == 30
     [sync] = [c for c in pipeline.checks if c["type"] == "sync_backlog"]

@@ -328,9 +328,8 @@ class GitHubSink(Sink):
 
         repo = self.repo()
         for branch in dict.fromkeys((self.branch, repo.default_branch)):
-            ref = repo.get_git_ref(f"heads/{branch}")
             try:
-                sha = self.call("reading the branch", lambda r=ref: r.object.sha)
+                ref = self.call("reading the branch", repo.get_git_ref, f"heads/{branch}")
             except ServiceError as exc:
                 if _status(exc) == 409:
                     return None  # "Git Repository is empty."
@@ -339,7 +338,7 @@ class GitHubSink(Sink):
                         return None
                     continue
                 raise
-            commit = self.call("reading the branch head", repo.get_git_commit, sha)
+            commit = self.call("reading the branch head", repo.get_git_commit, ref.object.sha)
             return _Head(ref if branch == self.branch else None, commit)
         return None
 
