@@ -156,13 +156,14 @@ def child(name: str, folder: str) -> None:
 
 
 def run_case(name: str, folder: Path) -> dict:
-    output = subprocess.run(
+    done = subprocess.run(
         [sys.executable, __file__, "--child", name, str(folder)],
-        check=True,
         capture_output=True,
         text=True,
-    ).stdout
-    return json.loads(output.strip().splitlines()[-1])
+    )
+    if done.returncode:
+        raise SystemExit(f"case {name} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main(sizes: tuple[int, ...]) -> None:

@@ -21,6 +21,8 @@ class Check(Plugin):
 
     kind = "check"
     connection_type: ClassVar[type[Connection] | None] = None
+    #: Config keys whose value names a sink (``sink: github``); validation checks they exist.
+    sink_keys: ClassVar[tuple[str, ...]] = ()
 
     @property
     def connection(self) -> Connection:

@@ -424,6 +424,9 @@ class _Validator:
                         f"a {check['type']} check needs a {needed.__name__.lower()} connection; "
                         f"{check['connection']!r} is a {actual.type} connection",
                     )
+            for key in getattr(cls, "sink_keys", ()):
+                if key in check:
+                    refer(("checks", index, key), check[key], sinks, "sink")
         for index, backup in _entries(self.document.get("backups")):
             if "connection" in backup and refer(
                 ("backups", index, "connection"), backup["connection"], connections, "connection"

@@ -6,6 +6,7 @@ A connection type that holds tables implements :class:`Database`; one that is on
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -95,3 +96,13 @@ class Database(Connection):
         Backends with transactions write every batch in one transaction.
         """
         raise NotImplementedError
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One transaction around several :meth:`upsert` calls (a live restore): all of
+        them are written, or none.
+
+        The default does nothing, so each upsert stays its own transaction; a backend
+        with transactions overrides it. Reads (:meth:`stream`) are not part of it.
+        """
+        yield

@@ -138,7 +138,7 @@ def is_postgres(location: str) -> bool:
 
 def describe(location: str) -> str:
     """The location without any password, for messages."""
-    if not is_postgres(location):
+    if "://" not in location:
         return location
     from urllib.parse import urlsplit, urlunsplit
 

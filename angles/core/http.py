@@ -44,6 +44,7 @@ def request(
     retries: int = 2,
     backoff: float = 1.0,
     hint: Hint = None,
+    redact: Callable[[str], str] | None = None,
     **options: Any,
 ) -> httpx.Response:
     """Send a request, retrying 429 and 5xx (honouring ``Retry-After``), timeouts and
@@ -52,7 +53,8 @@ def request(
     Returns the successful response; raises :class:`ServiceError` naming the service,
     the HTTP status and a short, secret-free excerpt of the body (or the network
     failure). ``hint`` is a string or a function of the failed response (None for a
-    network failure) that says what to check.
+    network failure) that says what to check. ``redact`` removes secret values from the
+    excerpt (default: the redaction of the loaded pipeline's logs).
     """
     attempt = 0
     while True:
@@ -84,7 +86,9 @@ def request(
             time.sleep(retry_delay(response, backoff * 2 ** (attempt - 1)))
             continue
         if response.is_error:
-            raise ServiceError(service, describe_failure(response), hint=_hint(hint, response))
+            raise ServiceError(
+                service, describe_failure(response, redact), hint=_hint(hint, response)
+            )
         return response
 
 
@@ -111,14 +115,16 @@ def retry_delay(response: httpx.Response, default: float) -> float:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
 
 
-def describe_failure(response: httpx.Response) -> str:
+def describe_failure(response: httpx.Response, redact: Callable[[str], str] | None = None) -> str:
     """``HTTP 404: channel_not_found`` — the status and a short excerpt of the body.
 
     Known secret values are removed from the excerpt (a server may echo the request).
     """
-    from angles.core.logging import redactor
+    if redact is None:
+        from angles.core.logging import redactor
 
-    body = redactor().text(response.text)
+        redact = redactor().text
+    body = redact(response.text)
     return f"HTTP {response.status_code}: {excerpt(body) or response.reason_phrase}"
 
 

@@ -27,8 +27,13 @@ EXTRA_VARIABLE = "ANGLES_PLUGINS"
 BUILTIN_PLUGINS = (
     "angles.plugins.connections.sqlite",
     "angles.plugins.connections.supabase",
+    "angles.plugins.connections.postgres",
+    "angles.plugins.connections.notion",
     "angles.plugins.checks.sync_backlog",
     "angles.plugins.checks.supabase",
+    "angles.plugins.checks.notion",
+    "angles.plugins.checks.backup_freshness",
+    "angles.plugins.checks.http",
     "angles.plugins.sinks.local",
     "angles.plugins.sinks.github",
     "angles.plugins.notifiers.console",

@@ -278,6 +278,13 @@ class BackupFile:
         value = self.metadata.get("columns")
         return dict(value) if isinstance(value, dict) else None
 
+    def parsed_columns(self) -> list[str] | None:
+        """Every column any row has, for a file parsed whole; None for a streamed one."""
+        if self._data is None:
+            return None
+        rows = (row for row in self._data if isinstance(row, dict))
+        return list(dict.fromkeys(column for row in rows for column in row))
+
     @property
     def streaming(self) -> bool:
         """Whether rows are read line by line (angles' layout) rather than parsed whole."""

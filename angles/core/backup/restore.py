@@ -243,16 +243,18 @@ def apply_restore(
                 progress(written)
 
     try:
-        for change in _changes(plan, database, schema, plan._source.open()):
-            if change.kind in (Kind.INSERT, Kind.UPDATE) or (
-                change.kind is Kind.NEWER_IN_DATABASE and plan.overwrite_newer
-            ):
-                assert change.row is not None
-                batch.append({c: v for c, v in change.row.items() if c in write})
-                applied[change.kind.value] += 1
-                if len(batch) >= batch_size:
-                    flush()
-        flush()
+        # One transaction where the database has them: a failure half-way changes nothing.
+        with database.transaction():
+            for change in _changes(plan, database, schema, plan._source.open()):
+                if change.kind in (Kind.INSERT, Kind.UPDATE) or (
+                    change.kind is Kind.NEWER_IN_DATABASE and plan.overwrite_newer
+                ):
+                    assert change.row is not None
+                    batch.append({c: v for c, v in change.row.items() if c in write})
+                    applied[change.kind.value] += 1
+                    if len(batch) >= batch_size:
+                        flush()
+            flush()
     finally:
         plan.applied = {**applied, "written": written}
         log.info(
@@ -367,8 +369,7 @@ def _diff(
     if backup.columns is not None:
         backup_columns = list(backup.columns)
     elif not backup.streaming:
-        # An older file is parsed whole: take every column any row has.
-        backup_columns = list(dict.fromkeys(c for row in backup._data or [] for c in row))
+        backup_columns = backup.parsed_columns() or []
     else:
         backup_columns = list(first or {})
     if first is not None:

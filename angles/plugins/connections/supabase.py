@@ -168,15 +168,15 @@ class SupabaseConnection(Database):
     def _table(self, table: str) -> Any:
         return self.client().table(table)
 
-    def _run(self, build: Callable[[], Any], what: str, table: str | None, read: bool) -> Any:
-        """Execute the request ``build()`` makes, retrying a read on transient failures."""
+    def _run(self, send: Callable[[], Any], what: str, table: str | None, read: bool) -> Any:
+        """Call ``send()`` (which sends one request), retrying a read on transient failures."""
         import httpx
         from postgrest.exceptions import APIError
 
         attempt = 0
         while True:
             try:
-                return build().execute()
+                return send()
             except (APIError, httpx.TransportError) as exc:
                 error = self._error(exc, what, table, read)
                 if not (read and attempt < self.retries and _transient(error.code)):
@@ -303,37 +303,25 @@ class SupabaseConnection(Database):
             import httpx
 
             client = self.client()
-            postgrest = client.postgrest
-            headers = httpx.Headers(postgrest.headers)
+            headers = httpx.Headers(client.postgrest.headers)
             headers["Accept"] = "application/openapi+json, application/json"
-            url = f"{client.rest_url}/"
             what = "reading the table descriptions"
-            attempt = 0
-            while True:
-                try:
-                    response = postgrest.session.get(url, headers=headers)
-                except httpx.TransportError as exc:
-                    error = self._error(exc, what, None, read=True)
-                    if attempt < self.retries and _transient(error.code):
-                        time.sleep(min(2**attempt, 30))
-                        attempt += 1
-                        continue
-                    raise error from exc
-                if str(response.status_code) in RETRY_CODES and attempt < self.retries:
-                    time.sleep(min(2**attempt, 30))
-                    attempt += 1
-                    continue
-                break
-            if response.status_code == 403:
-                raise SupabaseError(
-                    f"{what}: this key may not read the API description (HTTP 403); "
-                    "the service_role key is needed",
-                    hint=f"set SUPABASE_KEY (the `key:` of the connection {self.name!r}) to "
-                    "the project's service_role or sb_secret_ key",
-                    code="403",
-                )
-            if response.is_error:
-                raise self._error(_api_error(response), what, None, read=True)
+
+            def send() -> Any:
+                response = client.postgrest.session.get(f"{client.rest_url}/", headers=headers)
+                if response.status_code == 403:
+                    raise SupabaseError(
+                        f"{what}: this key may not read the API description (HTTP 403); "
+                        "the service_role key is needed",
+                        hint=f"set SUPABASE_KEY (the `key:` of the connection {self.name!r}) "
+                        "to the project's service_role or sb_secret_ key",
+                        code="403",
+                    )
+                if response.is_error:
+                    raise _api_error(response)
+                return response
+
+            response = self._run(send, what, None, read=True)
             try:
                 self._openapi = response.json()
             except ValueError as exc:
@@ -351,7 +339,7 @@ class SupabaseConnection(Database):
 
         what = f"counting the rows of {table!r}"
         try:
-            response = self._run(build, what, table, read=True)
+            response = self._run(lambda: build().execute(), what, table, read=True)
         except SupabaseError as error:
             raise self._explained(error, table, where, what) from error
         if response.count is None:
@@ -369,7 +357,7 @@ class SupabaseConnection(Database):
             return _filtered(self._table(table).select("*"), where).limit(0)
 
         try:
-            self._run(build, what, table, read=True)
+            self._run(lambda: build().execute(), what, table, read=True)
         except SupabaseError as detailed:
             return detailed
         return error
@@ -402,7 +390,7 @@ class SupabaseConnection(Database):
                     query = query.order(column)
                 return query.limit(self.page_size)
 
-            response = self._run(build, what, table, read=True)
+            response = self._run(lambda: build().execute(), what, table, read=True)
             if total is None:
                 total = response.count if response.count is not None else -1
             rows: list[Row] = response.data
@@ -447,7 +435,9 @@ class SupabaseConnection(Database):
                 query = query.order(column, desc=descending)
             return query.limit(min(limit, MAX_PAGE_SIZE))
 
-        return list(self._run(build, f"reading {table!r}", table, read=True).data)
+        return list(
+            self._run(lambda: build().execute(), f"reading {table!r}", table, read=True).data
+        )
 
     # -- writing --------------------------------------------------------------------------
 
@@ -494,7 +484,9 @@ class SupabaseConnection(Database):
                     default_to_null=False,
                 )
 
-            response = self._run(build, f"writing {len(group)} rows to {table!r}", table, False)
+            response = self._run(
+                lambda: build().execute(), f"writing {len(group)} rows to {table!r}", table, False
+            )
             confirmed = len(group) if response.count is None else int(response.count)
             if confirmed != len(group):
                 raise SupabaseError(

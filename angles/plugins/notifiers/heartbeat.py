@@ -62,6 +62,7 @@ class HeartbeatNotifier(Notifier):
                 service="Heartbeat",
                 retries=self.config.get("retries", 2),
                 hint=hint,
+                redact=self.context.redact,
                 content=body.encode() if body is not None else None,
                 headers={"Content-Type": "text/plain; charset=utf-8"} if body else None,
             )

@@ -81,10 +81,13 @@ class SlackNotifier(Notifier):
                 service="Slack",
                 retries=self.config.get("retries", 2),
                 hint=hint,
+                redact=self.context.redact,
                 json=payload,
             )
         if response.status_code != 200:  # only a 200 means the message was posted
-            raise ServiceError("Slack", describe_failure(response), hint=hint(response))
+            raise ServiceError(
+                "Slack", describe_failure(response, self.context.redact), hint=hint(response)
+            )
 
 
 def hint(response: httpx.Response | None) -> str | None:

@@ -57,6 +57,7 @@ class WebhookNotifier(Notifier):
                 service="Webhook",
                 retries=self.config.get("retries", 2),
                 hint=hint,
+                redact=self.context.redact,
                 headers=headers,
                 json=self.context.redact(payload(notification)),
             )

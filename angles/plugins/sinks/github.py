@@ -90,6 +90,7 @@ class _Stored:
     size: int
     sha: str  # the file's blob, or its manifest's
     split: bool = False
+    parts: dict[str, _Blob] = field(default_factory=dict)  # a split file's parts, by name
 
 
 @dataclass
@@ -215,7 +216,12 @@ class GitHubSink(Sink):
         ]
 
     def open(self, name: str) -> BinaryIO:
-        """A stream of the file's bytes, fetched blob by blob as it is read."""
+        """A stream of the file's bytes, fetched blob by blob as it is read.
+
+        A file is read as the last :meth:`list` found it (blobs never change, and
+        ``backups list``/``verify`` then cost one listing, not one per file); a name that
+        listing lacks is looked up afresh.
+        """
         stored = (self._listing or {}).get(name)
         if stored is None:
             self._listing = self._files(self._folder_at(self._head()))
@@ -228,7 +234,7 @@ class GitHubSink(Sink):
         if not stored.split:
             parts, digest = [(stored.sha, stored.size)], None
         else:
-            parts, digest = self._manifest(name, stored.sha)
+            parts, digest = self._manifest(stored)
         return io.BufferedReader(_BlobStream(self, name, parts, digest), 1 << 16)
 
     def delete(self, names: Sequence[str], message: str) -> None:
@@ -366,28 +372,41 @@ class GitHubSink(Sink):
     @staticmethod
     def _files(folder: dict[str, _Blob]) -> dict[str, _Stored]:
         files: dict[str, _Stored] = {}
-        part_sizes: dict[str, int] = {}
+        parts: dict[str, dict[str, _Blob]] = {}
         for path, blob in folder.items():
             if path.endswith(MANIFEST_SUFFIX):
                 name = path[: -len(MANIFEST_SUFFIX)]
                 files.setdefault(name, _Stored(name, 0, blob.sha, split=True))
             elif match := _PART.match(path):
-                part_sizes[match["name"]] = part_sizes.get(match["name"], 0) + blob.size
+                parts.setdefault(match["name"], {})[path] = blob
             elif path.endswith(_BACKUP_SUFFIXES):
                 files[path] = _Stored(path, blob.size, blob.sha)
         for stored in files.values():
             if stored.split:
-                stored.size = part_sizes.get(stored.name, 0)
+                stored.parts = parts.get(stored.name, {})
+                stored.size = sum(blob.size for blob in stored.parts.values())
         return files
 
-    def _manifest(self, name: str, sha: str) -> tuple[list[tuple[str, int]], str | None]:
+    def _manifest(self, stored: _Stored) -> tuple[list[tuple[str, int]], str | None]:
+        """The blobs of a split file's parts, as its manifest lists them and the folder
+        holds them (a part replaced or missing since is damage)."""
         try:
-            manifest = json.loads(self.read_blob(sha))
-            parts = [(str(p["sha"]), int(p["size"])) for p in manifest["parts"]]
+            manifest = json.loads(self.read_blob(stored.sha))
+            listed = [(str(p["name"]), str(p["sha"]), int(p["size"])) for p in manifest["parts"]]
         except (ValueError, KeyError, TypeError) as exc:
             raise BackupError(
-                f"backup {name} is damaged: its manifest is unreadable ({exc})"
+                f"backup {stored.name} is damaged: its manifest is unreadable ({exc})"
             ) from exc
+        parts = []
+        for number, (name, sha, size) in enumerate(listed, 1):
+            found = stored.parts.get(name)
+            if found is None or found.sha != sha:
+                change = "is missing" if found is None else "was replaced after it was written"
+                raise BackupError(
+                    f"backup {stored.name} is damaged: part {number} ({name}) {change}",
+                    hint="restore another backup (angles backups list shows them)",
+                )
+            parts.append((sha, size))
         return parts, manifest.get("sha256")
 
     def read_blob(self, sha: str) -> bytes:
@@ -395,10 +414,9 @@ class GitHubSink(Sink):
         blob = self.call("reading a backup", self.repo().get_git_blob, sha)
         return base64.b64decode(blob.content)
 
-    def upload(self, data: bytes | bytearray | memoryview) -> str:
-        """Create a blob; returns its SHA."""
-        text = base64.b64encode(data).decode("ascii")
-        return self.call("uploading a backup", self.repo().create_git_blob, text, "base64").sha
+    def upload(self, encoded: str) -> str:
+        """Create a blob from its base64 text; returns its SHA."""
+        return self.call("uploading a backup", self.repo().create_git_blob, encoded, "base64").sha
 
     def initialise(self) -> None:
         """Make the first commit of an empty repository (through the Contents API)."""
@@ -534,14 +552,16 @@ class _Writer:
     def _upload(self, buffer: bytearray, count: int) -> tuple[str, int]:
         """Upload the first ``count`` bytes of ``buffer`` and drop them from it."""
         with memoryview(buffer) as view, view[:count] as part:
-            try:
-                sha = self.sink.upload(part)
-            except ServiceError as exc:
-                if _status(exc) != 409:  # "Git Repository is empty."
-                    raise
-                self.sink.initialise()
-                sha = self.sink.upload(part)
+            encoded = base64.b64encode(part).decode("ascii")
+        # the raw bytes go before the upload, which holds several copies of the text
         del buffer[:count]
+        try:
+            sha = self.sink.upload(encoded)
+        except ServiceError as exc:
+            if _status(exc) != 409:  # "Git Repository is empty."
+                raise
+            self.sink.initialise()
+            sha = self.sink.upload(encoded)
         return sha, count
 
     def changes(self, folder: dict[str, _Blob]) -> dict[str, str | None]:

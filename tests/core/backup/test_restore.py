@@ -335,3 +335,14 @@ def test_round_trip_backup_wipe_restore(vault, make_context, tmp_path, rows):
     assert live_rows(context, "mixed") == before
     expected = sorted(rows, key=lambda r: (r["k1"], r["k2"]))
     assert before == expected
+
+
+def test_restore_from_a_compressed_sink(vault, make_context, tmp_path):
+    vault.insert([vault.row(i) for i in range(5)])
+    context = make_context(sinks={"local": {"type": "local", "path": "backups", "compress": True}})
+    (run,) = run_backups(context)
+    assert run.files[0]["name"].endswith(".json.gz")
+    vault.execute("DELETE FROM decision_vault WHERE id = 'id-00001'")
+    plan = restore_live(context)
+    assert plan.verified and plan.applied["insert"] == 1
+    assert plan.pre_restore_backup.endswith(".json.gz")

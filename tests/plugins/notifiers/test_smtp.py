@@ -100,7 +100,7 @@ def test_one_refused_recipient_of_two_is_an_error_naming_it(smtp_server, email, 
 
 
 def test_every_recipient_refused(smtp_server, email, notification):
-    with pytest.raises(ServiceError, match="refused the recipient nobody@example.com"):
+    with pytest.raises(ServiceError, match=r"refused the recipient nobody@example\.com"):
         email(to=["nobody@example.com"]).send(notification())
     assert smtp_server.received == []
 
@@ -139,7 +139,7 @@ def test_a_temporary_failure_is_retried(smtp_server, email, notification):
 
 def test_a_permanent_failure_is_not_retried(smtp_server, email, notification):
     smtp_server.fail("DATA", "554 5.6.0 Message rejected", times=3)
-    with pytest.raises(ServiceError, match="answered 554 5.6.0 Message rejected"):
+    with pytest.raises(ServiceError, match=r"answered 554 5\.6\.0 Message rejected"):
         email().send(notification())
     assert smtp_server.received == []
 

@@ -1,0 +1,488 @@
+"""The ``postgres`` connection: a PostgreSQL database reached directly, with psycopg 3.
+
+.. code-block:: yaml
+
+    connections:
+      db: {type: postgres, url: "${DATABASE_URL}", schema: public, timeout_seconds: 30}
+
+Values cross the boundary as PostgreSQL writes them in JSON, which is what PostgREST (and
+so Supabase) returns: rows are read with ``row_to_json`` in a UTC session, so a timestamptz
+is ``2025-05-01T08:38:31.216964+00:00``, numeric keeps its scale, bytea is ``\\x…``, jsonb
+and arrays are JSON and a uuid is a string. Rows are written from JSON with
+``json_populate_recordset``, so every value is cast by its column's type as PostgREST
+casts it. A backup taken through one connection therefore restores through the other.
+
+A table streams with one ``COPY … TO STDOUT`` on a connection of its own, in primary-key
+order (collatable keys ``COLLATE "C"``: the order Python gives strings), so memory stays
+flat and the uncommitted writes of a live restore never show up in the rows it compares.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit
+
+from angles.core.connection import Database, Row, TableSchema
+from angles.core.errors import ServiceError
+from angles.core.filters import Filter
+from angles.core.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    import psycopg
+
+_ROW = "_angles_row"  # the table alias; unlikely to shadow a column name
+_BYTE_ORDER_COLLATIONS = frozenset({"C", "POSIX", "ucs_basic"})
+_URL_HINT = "check the connection's url (DATABASE_URL)"
+
+_COLUMNS_SQL = """
+SELECT a.attname, format_type(a.atttypid, NULL), a.attnotnull,
+       a.atthasdef, a.attidentity, a.attgenerated, t.typtype,
+       CASE WHEN a.attcollation = 0 THEN NULL ELSE co.collname END
+FROM pg_attribute a
+JOIN pg_type t ON t.oid = a.atttypid
+LEFT JOIN pg_collation co ON co.oid = a.attcollation
+WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum
+"""
+
+_PRIMARY_KEY_SQL = """
+SELECT a.attname
+FROM pg_index i
+CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, position)
+JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+WHERE i.indrelid = to_regclass(%s) AND i.indisprimary
+ORDER BY k.position
+"""
+
+
+def quote(identifier: str) -> str:
+    """An SQL identifier in double quotes, safe inside a psycopg query string."""
+    return '"' + identifier.replace('"', '""').replace("%", "%%") + '"'
+
+
+class _Table:
+    """What describe learns beyond :class:`TableSchema`: how to order and write the table."""
+
+    def __init__(self, schema: TableSchema, sort: dict[str, str], generated: set[str]) -> None:
+        self.schema = schema
+        self.sort = sort  # key column -> ORDER BY expression
+        self.generated = generated  # columns PostgreSQL computes; never written
+        self.identity_always: set[str] = set()
+
+
+class PostgresConnection(Database):
+    """A PostgreSQL database; one psycopg connection per thread, one more per stream."""
+
+    type = "postgres"
+    service = "PostgreSQL"
+    description = "A PostgreSQL database reached directly (psycopg), e.g. Supabase's DATABASE_URL."
+    config_schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "properties": {
+            "url": {
+                "type": "string",
+                "minLength": 1,
+                "secret": True,
+                "description": "postgresql://user:password@host:5432/database (DATABASE_URL).",
+            },
+            "schema": {
+                "type": "string",
+                "minLength": 1,
+                "description": "The schema holding the tables (default: public).",
+            },
+            "timeout_seconds": {
+                "type": "number",
+                "exclusiveMinimum": 0,
+                "description": (
+                    "Seconds to connect and for each statement (default: "
+                    "defaults.timeout_seconds); a backup's read is not limited."
+                ),
+            },
+        },
+        "required": ["url"],
+        "additionalProperties": False,
+    }
+
+    def __init__(self, name: str, config: Any, context: Any) -> None:
+        super().__init__(name, config, context)
+        self.url: str = config["url"]
+        self.schema_name: str = config.get("schema") or "public"
+        self.timeout = float(config.get("timeout_seconds") or context.default_timeout)
+        self._local = threading.local()
+        self._opened: list[psycopg.Connection[Any]] = []
+        self._lock = threading.Lock()
+        self._tables: dict[str, _Table] = {}
+
+    @classmethod
+    def validate_config(cls, config: Mapping[str, Any]) -> list[tuple[str, str]]:
+        url = config["url"]
+        try:
+            scheme = urlsplit(url).scheme
+        except ValueError:
+            scheme = ""
+        if scheme not in ("postgres", "postgresql") and "=" not in url:
+            # The value is a secret: say what is wrong without repeating it.
+            return [("url", "is not a PostgreSQL URL: write postgresql://user:password@host/db")]
+        return []
+
+    # -- connecting ------------------------------------------------------------------------
+
+    def _connect(self, *, statement_timeout: bool = True) -> psycopg.Connection[Any]:
+        import psycopg
+
+        try:
+            connection = psycopg.connect(
+                self.url,
+                autocommit=True,
+                connect_timeout=max(1, round(self.timeout)),
+                application_name="angles",
+                prepare_threshold=None,  # transaction poolers cannot keep prepared statements
+            )
+        except psycopg.Error as exc:
+            raise self._connect_error(exc) from exc
+        except ValueError as exc:  # a URL psycopg cannot parse
+            raise ServiceError(
+                self.service, "the url is not a valid PostgreSQL URL", hint=_URL_HINT
+            ) from exc
+        milliseconds = str(round(self.timeout * 1000)) if statement_timeout else "0"
+        try:
+            # Supabase runs in UTC: timestamptz must come out as PostgREST writes it.
+            connection.execute(
+                "SELECT set_config('TimeZone', 'UTC', false),"
+                " set_config('statement_timeout', %s, false)",
+                [milliseconds],
+            )
+        except psycopg.Error as exc:
+            connection.close()
+            raise self._error(exc, None, "setting up the session") from exc
+        return connection
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        connection = getattr(self._local, "connection", None)
+        if connection is None or connection.closed:
+            connection = self._connect()
+            self._local.connection = connection
+            with self._lock:
+                self._opened.append(connection)
+        return connection
+
+    def _fetch(self, sql: str, params: Sequence[Any], table: str | None) -> list[tuple[Any, ...]]:
+        import psycopg
+
+        try:
+            return self._connection().execute(sql, params).fetchall()
+        except psycopg.Error as exc:
+            raise self._error(exc, table, "reading") from exc
+
+    def close(self) -> None:
+        """Close every per-thread connection."""
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for connection in opened:
+            with contextlib.suppress(Exception):
+                connection.close()
+        self._local = threading.local()
+
+    # -- the Database interface ----------------------------------------------------------
+
+    def describe(self, table: str) -> TableSchema:
+        """Columns (type names without modifiers, as Supabase shows them), primary key, required."""
+        relation = self._relation_name(table)
+        columns = self._fetch(_COLUMNS_SQL, [relation], table)
+        if not columns:
+            raise ServiceError(
+                self.service,
+                f"there is no table {table!r} in schema {self.schema_name!r}",
+                hint="check the `table:` of the check or backup, and `schema:` of the connection",
+            )
+        key = tuple(row[0] for row in self._fetch(_PRIMARY_KEY_SQL, [relation], table))
+        types = {name: type_name for name, type_name, *_ in columns}
+        required = frozenset(
+            name
+            for name, _, notnull, has_default, identity, generated, *_ in columns
+            if notnull and not has_default and not identity and not generated
+        )
+        schema = TableSchema(table, types, key, required=required)
+        info = {row[0]: row for row in columns}
+        sort = {}
+        for column in key:
+            *_, typtype, collation = info[column]
+            if typtype == "e":  # an enum sorts by declaration; Python sorts its label
+                sort[column] = f'{quote(column)}::text COLLATE "C"'
+            elif collation is not None and collation not in _BYTE_ORDER_COLLATIONS:
+                sort[column] = f'{quote(column)} COLLATE "C"'
+            else:
+                sort[column] = quote(column)
+        described = _Table(schema, sort, {name for name, row in info.items() if row[5]})
+        described.identity_always = {name for name, row in info.items() if row[4] == "a"}
+        self._tables[table] = described
+        return schema
+
+    def _table(self, table: str) -> _Table:
+        if table not in self._tables:
+            self.describe(table)
+        return self._tables[table]
+
+    def count(self, table: str, where: Filter | None = None) -> int:
+        """``SELECT count(*)``: exact, with the filter compiled to SQL."""
+        condition, params = self._where(where)
+        sql = f"SELECT count(*) FROM {self._qualified(table)} AS {_ROW} WHERE {condition}"
+        return int(self._fetch(sql, params, table)[0][0])
+
+    def stream(self, table: str, schema: TableSchema, where: Filter | None = None) -> Iterator[Row]:
+        """Every row in primary-key order, read with one ``COPY`` on its own connection."""
+        if not schema.primary_key:
+            raise ServiceError(
+                self.service,
+                f"table {table!r} has no primary key; angles reads tables in primary-key order",
+                hint="declare a PRIMARY KEY",
+            )
+        return self._copy_rows(table, schema, where)
+
+    def _copy_rows(self, table: str, schema: TableSchema, where: Filter | None) -> Iterator[Row]:
+        import psycopg
+
+        sort = self._table(table).sort
+        order = ", ".join(sort.get(column, quote(column)) for column in schema.primary_key)
+        condition, params = self._where(where)
+        sql = (
+            f"COPY (SELECT row_to_json({_ROW})::text FROM {self._qualified(table)} AS {_ROW} "
+            f"WHERE {condition} ORDER BY {order}) TO STDOUT"
+        )
+        # No statement timeout: reading a large table legitimately takes long.
+        connection = self._connect(statement_timeout=False)
+        finished = False
+        loads = json.loads
+        try:
+            with connection.cursor() as cursor, cursor.copy(sql, params) as copy:
+                copy.set_types(["text"])
+                for (text,) in copy.rows():
+                    yield loads(text)
+            finished = True
+        except psycopg.Error as exc:
+            raise self._error(exc, table, "reading") from exc
+        finally:
+            if not finished:  # abandoned mid-table: stop the server sending the rest
+                with contextlib.suppress(Exception):
+                    connection.cancel_safe(timeout=2)
+            connection.close()
+
+    def select(
+        self,
+        table: str,
+        *,
+        where: Filter | None = None,
+        order_by: Sequence[tuple[str, bool]] = (),
+        limit: int = 10,
+    ) -> list[Row]:
+        """A few rows, ordered as asked, shaped like the rows :meth:`stream` returns."""
+        condition, params = self._where(where)
+        order = ", ".join(f"{quote(c)} {'DESC' if desc else 'ASC'}" for c, desc in order_by)
+        sql = (
+            f"SELECT row_to_json({_ROW})::text FROM {self._qualified(table)} AS {_ROW} "
+            f"WHERE {condition}" + (f" ORDER BY {order}" if order else "") + " LIMIT %s"
+        )
+        return [json.loads(text) for (text,) in self._fetch(sql, [*params, limit], table)]
+
+    def upsert(
+        self, table: str, schema: TableSchema, rows: Iterable[Row], batch_size: int = 500
+    ) -> int:
+        """``INSERT … SELECT … FROM json_populate_recordset … ON CONFLICT (key) DO UPDATE``.
+
+        Every batch is written in one transaction (a savepoint inside :meth:`transaction`).
+        Generated columns are left to PostgreSQL; identity columns keep the backup's values.
+        """
+        import psycopg
+
+        described = self._table(table)
+        connection = self._connection()
+        written = 0
+        try:
+            with connection.transaction():
+                batch: list[Row] = []
+                for row in rows:
+                    batch.append(row)
+                    if len(batch) >= batch_size:
+                        written += self._write(connection, table, schema, described, batch)
+                        batch = []
+                if batch:
+                    written += self._write(connection, table, schema, described, batch)
+        except psycopg.Error as exc:
+            raise self._error(exc, table, "writing to") from exc
+        except (TypeError, ValueError) as exc:
+            raise ServiceError(
+                self.service, f"writing to {table!r} failed: a value is not JSON ({exc})"
+            ) from exc
+        return written
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One transaction around several :meth:`upsert` calls: all are written, or none."""
+        import psycopg
+
+        connection = self._connection()
+        try:
+            with connection.transaction():
+                yield
+        except psycopg.Error as exc:
+            raise self._error(exc, None, "committing") from exc
+
+    def _write(
+        self,
+        connection: psycopg.Connection[Any],
+        table: str,
+        schema: TableSchema,
+        described: _Table,
+        batch: list[Row],
+    ) -> int:
+        groups: dict[tuple[str, ...], list[Row]] = {}
+        for row in batch:
+            groups.setdefault(tuple(c for c in row if c not in described.generated), []).append(row)
+        written = 0
+        target = self._qualified(table)
+        for columns, rows in groups.items():
+            names = ", ".join(map(quote, columns))
+            updates = [c for c in columns if c not in schema.primary_key]
+            action = (
+                "DO UPDATE SET " + ", ".join(f"{quote(c)} = EXCLUDED.{quote(c)}" for c in updates)
+                if updates
+                else "DO NOTHING"
+            )
+            overriding = (
+                " OVERRIDING SYSTEM VALUE" if described.identity_always & set(columns) else ""
+            )
+            sql = (
+                f"INSERT INTO {target} ({names}){overriding} "
+                f"SELECT {names} FROM json_populate_recordset(NULL::{target}, %s::json) "
+                f"ON CONFLICT ({', '.join(map(quote, schema.primary_key))}) {action}"
+            )
+            payload = json.dumps(
+                [{c: row[c] for c in columns} for row in rows],
+                ensure_ascii=False,
+                separators=(",", ":"),
+                allow_nan=False,
+            )
+            cursor = connection.execute(sql, [payload])
+            written += max(cursor.rowcount, 0)
+        return written
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _qualified(self, table: str) -> str:
+        return f"{quote(self.schema_name)}.{quote(table)}"
+
+    def _relation_name(self, table: str) -> str:
+        # to_regclass parses the name itself, so it gets plain (not %-escaped) quoting.
+        def plain(identifier: str) -> str:
+            return '"' + identifier.replace('"', '""') + '"'
+
+        return f"{plain(self.schema_name)}.{plain(table)}"
+
+    def _where(self, where: Filter | None) -> tuple[str, list[Any]]:
+        if where is None:
+            return "TRUE", []
+        return where.to_sql(quote, "%s")
+
+    def _scrub(self, text: str) -> str:
+        """``text`` without the URL or its password (libpq does not print them; be sure)."""
+        try:
+            password = urlsplit(self.url).password
+        except ValueError:
+            password = None
+        for secret in (self.url, password):
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
+    def _endpoint(self) -> tuple[str, str]:
+        try:
+            from psycopg.conninfo import conninfo_to_dict
+
+            info = conninfo_to_dict(self.url)
+        except Exception:
+            return "the server", ""
+        host = str(info.get("host") or "localhost")
+        port = info.get("port")
+        return (f"{host}:{port}" if port else host), str(info.get("user") or "")
+
+    def _connect_error(self, exc: Exception) -> ServiceError:
+        text = self._scrub(str(exc))
+        host, user = self._endpoint()
+        lowered = text.lower()
+        if "password authentication failed" in lowered or "no password supplied" in lowered:
+            return ServiceError(
+                self.service,
+                f"the server at {host} refused the login of user {user!r} (bad password?)",
+                hint="check the user name and password in the connection's url (DATABASE_URL)",
+            )
+        if "connection refused" in lowered:
+            return ServiceError(
+                self.service,
+                f"could not connect to {host}: connection refused",
+                hint=f"is PostgreSQL running there? {_URL_HINT}",
+            )
+        if "timeout expired" in lowered:
+            return ServiceError(
+                self.service,
+                f"connecting to {host} timed out after {self.timeout:g}s",
+                hint=f"is the host reachable (firewall, IPv6)? {_URL_HINT}",
+            )
+        if "could not translate host name" in lowered or "name or service not known" in lowered:
+            return ServiceError(
+                self.service, f"unknown host {host!r}", hint=f"check the host; {_URL_HINT}"
+            )
+        if "does not exist" in lowered and "database" in lowered:
+            return ServiceError(
+                self.service,
+                _first_line(text),
+                hint="check the database name at the end of the url",
+            )
+        return ServiceError(self.service, f"could not connect: {_first_line(text)}", hint=_URL_HINT)
+
+    def _error(self, exc: Exception, table: str | None, action: str) -> ServiceError:
+        """A psycopg error as a ServiceError that says what was being done."""
+        from psycopg import errors
+
+        subject = f"{action} {table!r}" if table else action
+        text = _first_line(self._scrub(str(exc)))
+        if isinstance(exc, errors.UndefinedTable):
+            return ServiceError(
+                self.service,
+                f"there is no table {table!r} in schema {self.schema_name!r}",
+                hint="check the `table:` of the check or backup, and `schema:` of the connection",
+            )
+        if isinstance(exc, errors.QueryCanceled):
+            return ServiceError(
+                self.service,
+                f"{subject} timed out after {self.timeout:g}s",
+                hint="raise timeout_seconds of the connection, or look for locks",
+            )
+        if isinstance(exc, errors.InsufficientPrivilege):
+            return ServiceError(
+                self.service,
+                f"{subject}: {text}",
+                hint="grant the login SELECT (and INSERT, UPDATE to restore) on the table",
+            )
+        if isinstance(exc, errors.UndefinedColumn):
+            return ServiceError(
+                self.service, f"{subject}: {text}", hint="check the column names in the filter"
+            )
+        if isinstance(exc, errors.OperationalError) and not getattr(exc, "sqlstate", None):
+            return ServiceError(
+                self.service, f"{subject}: the connection failed ({text})", hint=_URL_HINT
+            )
+        return ServiceError(self.service, f"{subject} failed: {text}")
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[0] if lines else "unknown error"
+
+
+@hookimpl
+def angles_register_connections(register: Any) -> None:
+    register(PostgresConnection)

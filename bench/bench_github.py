@@ -1,0 +1,172 @@
+"""Memory and API requests of a backup to GitHub, and of verifying it, as the table grows.
+
+The GitHub imitation runs in this process; each case runs in a child process that reports
+its own peak RSS (``getrusage(RUSAGE_SELF)``), so the server's copy of the data is not
+counted. For 100,000 and 1,000,000 rows of a decision_vault-like SQLite table:
+
+* ``backup``: ``run_backups`` to the ``github`` sink (throttling off): the file is larger
+  than 50 MiB at 1M rows, so it is gzip-compressed, and split into 8 MiB parts if needed;
+* ``verify``: ``verify_backups``: list the folder, read the parts back, check the checksum.
+
+The requests of each case are counted by kind: every kind but blob uploads/downloads must
+stay the same whatever the row count. Target: peak RSS under 150 MB.
+
+    .venv/bin/python bench/bench_github.py [ROWS ...]
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from contextlib import closing
+from pathlib import Path
+
+SIZES = (100_000, 1_000_000)
+
+
+def pipeline(url: str, token: str) -> dict:
+    sink = {
+        "type": "github",
+        "repository": "acme/backups",
+        "token": token,
+        "api_url": url,
+        "throttle": False,
+    }
+    return {
+        "version": 1,
+        "name": "bench",
+        "connections": {"vault": {"type": "sqlite", "path": "vault.db"}},
+        "sinks": {"github": sink},
+        "backups": [
+            {"name": "vault", "connection": "vault", "table": "decision_vault", "sinks": ["github"]}
+        ],
+        "log_dir": "logs",
+    }
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def setup(folder: Path, rows: int, url: str, token: str) -> None:
+    """Write the pipeline and a table of ``rows`` rows."""
+    (folder / "angles.yaml").write_text(json.dumps(pipeline(url, token)), encoding="utf-8")
+    with closing(sqlite3.connect(folder / "vault.db")) as db, db:
+        db.execute(
+            "CREATE TABLE decision_vault (id TEXT PRIMARY KEY, decision TEXT, type TEXT,"
+            " date TEXT, notion_synced BOOLEAN, notion_page_id TEXT, created_at TEXT,"
+            " updated_at TEXT)"
+        )
+        db.executemany(
+            "INSERT INTO decision_vault VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                (
+                    str(uuid.UUID(int=i * 7919 + 1)),
+                    f"Décision n° {i}: ship the sync worker — étape {i % 97} 🚀",
+                    ("Architecture", "Product", "Process", "Hiring")[i % 4],
+                    "2025-08-01",
+                    i % 3 != 0,
+                    None if i % 5 == 0 else uuid.UUID(int=i).hex,
+                    "2025-08-01T09:20:00+00:00",
+                    "2025-08-01T09:25:00+00:00",
+                )
+                for i in range(rows)
+            ),
+        )
+
+
+def context(folder: Path):
+    from angles.core.config import load_pipeline
+    from angles.core.context import Context
+    from angles.core.plugins import load_plugins
+
+    plugins = load_plugins()
+    return Context(load_pipeline(folder / "angles.yaml", plugins, environ={}), plugins)
+
+
+def case_backup(folder: Path) -> dict:
+    from angles.core.backup import run_backups
+
+    with context(folder) as ctx:
+        started = time.perf_counter()
+        (run,) = run_backups(ctx)
+        seconds = time.perf_counter() - started
+    assert run.status.value == "ok", run.message
+    return {"seconds": seconds, "rows": run.record_count, "file": run.files[0]["name"]}
+
+
+def case_verify(folder: Path) -> dict:
+    from angles.core.backup import verify_backups
+
+    with context(folder) as ctx:
+        started = time.perf_counter()
+        (result,) = verify_backups(ctx)
+        seconds = time.perf_counter() - started
+        (stored,) = ctx.sink("github").list()
+    assert result.status.value == "ok", result.message
+    return {"seconds": seconds, "rows": result.record_count, "stored_mb": stored.size / 2**20}
+
+
+CASES = {"backup": case_backup, "verify": case_verify}
+
+
+def child(name: str, folder: str) -> None:
+    result = CASES[name](Path(folder))
+    result["peak_rss_mb"] = peak_rss_mb()
+    print(json.dumps(result))
+
+
+def run_case(name: str, folder: Path) -> dict:
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", name, str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode:
+        raise SystemExit(f"{name} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def describe(counts: Counter[str]) -> str:
+    data = {k: n for k, n in counts.items() if k.endswith("git/blobs")}
+    other = {k: n for k, n in counts.items() if k not in data}
+    blobs = ", ".join(f"{k} {n}" for k, n in sorted(data.items()))
+    rest = ", ".join(f"{k} {n}" for k, n in sorted(other.items()))
+    return f"{sum(counts.values())} requests: {blobs} | other ({sum(other.values())}): {rest}"
+
+
+def main(sizes: tuple[int, ...]) -> None:
+    from angles.testing.github import GitHubServer
+
+    print(f"{'rows':>10} {'case':<7} {'seconds':>8} {'peak RSS':>9}  stored / requests")
+    with GitHubServer() as server:
+        for rows in sizes:
+            server.reset()
+            server.create_repo("acme", "backups")
+            with tempfile.TemporaryDirectory() as tmp:
+                folder = Path(tmp)
+                setup(folder, rows, server.url, server.token)
+                for name in ("backup", "verify"):
+                    server.clear()
+                    result = run_case(name, folder)
+                    counts = server.request_counts()
+                    what = result.get("file") or f"{result['stored_mb']:.1f} MB stored"
+                    print(
+                        f"{rows:>10,} {name:<7} {result['seconds']:>8.2f} "
+                        f"{result['peak_rss_mb']:>6.1f} MB  {what}\n{'':>38}{describe(counts)}"
+                    )
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child(sys.argv[2], sys.argv[3])
+    else:
+        main(tuple(int(a) for a in sys.argv[1:]) or SIZES)

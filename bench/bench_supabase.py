@@ -1,0 +1,163 @@
+"""A backup and a restore dry run of a large table through the ``supabase`` connection.
+
+The table lives in a throw-away database of the local PostgreSQL, filled with
+``INSERT … SELECT generate_series``; the PostgREST gateway of ``angles.testing`` serves it
+in this process (its CPU is not counted). Each case runs as ``angles`` in a child process;
+its peak RSS and its user + system CPU come from the child's own rusage (``os.wait4``, the
+per-child form of ``getrusage(RUSAGE_CHILDREN)``).
+
+* ``backup``: ``angles backup`` to a local sink; the gateway's request log gives the number
+  of HTTP requests (target ≤ ceil(N/1000) + 5) and the child's peak RSS should stay under
+  100 MB.
+* ``baseline``: a raw httpx loop fetching the same keyset pages (``limit=1000``) and
+  parsing them, then discarding them: the floor of any client.
+* ``restore``: ``angles restore`` (a dry run) of that backup against the unchanged table:
+  memory should stay flat, as for the backup.
+
+    .venv/bin/python bench/bench_supabase.py [ROWS]      # default 1,000,000
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PIPELINE = """\
+version: 1
+name: bench
+log_dir: logs
+connections:
+  supabase: {type: supabase, url: "%(url)s", key: "${SUPABASE_KEY}"}
+sinks:
+  local: {type: local, path: backups}
+backups:
+  - {name: decision_vault, connection: supabase, table: decision_vault, sinks: [local]}
+"""
+
+TABLE = """
+CREATE TABLE decision_vault (
+    id uuid PRIMARY KEY, decision text NOT NULL, type text, date date,
+    notion_synced boolean NOT NULL DEFAULT false, notion_page_id text,
+    created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz);
+INSERT INTO decision_vault
+SELECT md5(g::text)::uuid,
+       'Décision n° ' || g || ': ship the sync worker — étape ' || g % 97 || ' 🚀',
+       (ARRAY['Architecture', 'Product', 'Process', 'Hiring'])[g % 4 + 1],
+       date '2025-08-01', g % 3 <> 0,
+       CASE WHEN g % 5 = 0 THEN NULL ELSE md5('page' || g) END,
+       timestamptz '2025-08-01 09:20+00', timestamptz '2025-08-01 09:25+00'
+FROM generate_series(1, %(rows)s) g;
+ANALYZE decision_vault;
+"""
+
+#: The floor: the same pages fetched with httpx and parsed, nothing else.
+BASELINE = """
+import json, sys, httpx
+url, key, rows = sys.argv[1], sys.argv[2], 0
+headers = {"apikey": key, "Authorization": "Bearer " + key, "Accept-Profile": "public"}
+with httpx.Client(headers=headers, timeout=60) as client:
+    params = {"select": "*", "order": "id.asc", "limit": "1000"}
+    while True:
+        page = client.get(url + "/rest/v1/decision_vault", params=params).json()
+        if not page:
+            break
+        rows += len(page)
+        params["id"] = "gt." + page[-1]["id"]
+print(rows)
+"""
+
+
+def run(command: list[str], env: dict[str, str], cwd: Path) -> tuple[str, dict[str, float]]:
+    """Run a child; return its stdout and its own peak RSS (MB), CPU and wall seconds."""
+    started = time.perf_counter()
+    with tempfile.TemporaryFile() as out:
+        child = subprocess.Popen(command, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        text = out.read().decode()
+    if child.returncode not in (0, 1):
+        raise SystemExit(f"{command[2:4]} failed ({child.returncode}):\n{text}")
+    return text, {
+        "wall": time.perf_counter() - started,
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "rss_mb": usage.ru_maxrss / 1024,
+    }
+
+
+def report(name: str, rows: int, figures: dict[str, float], note: str = "") -> None:
+    print(
+        f"{name:<9} {figures['wall']:>8.1f} s {figures['cpu']:>8.1f} s "
+        f"{figures['cpu'] / rows * 1e6:>7.1f} µs {figures['rss_mb']:>7.1f} MB  {note}"
+    )
+
+
+def main(rows: int) -> None:
+    from angles.testing.postgres import create_database, drop_database, ensure_postgres
+    from angles.testing.postgrest import PostgrestServer
+
+    admin = ensure_postgres()
+    url = create_database(admin, prefix="angles_bench")
+    server = PostgrestServer(url)
+    try:
+        started = time.perf_counter()
+        with _db(url) as db:
+            db.execute(TABLE % {"rows": int(rows)})
+        print(f"{rows:,} rows inserted in {time.perf_counter() - started:.1f} s")
+        server.start()
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            path = folder / "angles.yaml"
+            path.write_text(PIPELINE % {"url": server.url}, encoding="utf-8")
+            env = {**os.environ, "SUPABASE_KEY": server.service_role_key}
+            angles = [sys.executable, "-m", "angles"]
+            print(f"{'case':<9} {'wall':>10} {'CPU':>10} {'CPU/row':>10} {'peak RSS':>10}")
+
+            server.clear()
+            output, backup = run([*angles, "backup", str(path), "--format", "json"], env, folder)
+            [result] = json.loads(output[output.index("{") :])["backups"]
+            assert result["record_count"] == rows, result
+            requests = len(server.requests)
+            target = math.ceil(rows / 1000) + 5
+            verdict = "ok" if requests <= target else "OVER TARGET"
+            report("backup", rows, backup, f"{requests} requests (target ≤ {target}: {verdict})")
+
+            server.clear()
+            output, baseline = run(
+                [sys.executable, "-c", BASELINE, server.url, server.service_role_key], env, folder
+            )
+            assert int(output.split()[-1]) == rows, output
+            report("baseline", rows, baseline, f"{len(server.requests)} requests (raw httpx)")
+
+            output, restore = run([*angles, "restore", str(path), "--format", "json"], env, folder)
+            plan = json.loads(output[output.index("{") :])
+            assert plan["counts"]["unchanged"] == rows, plan["counts"]
+            report("restore", rows, restore, "dry run against the unchanged table")
+
+            extra = (backup["cpu"] - baseline["cpu"]) / rows * 1e6
+            print(
+                f"angles' own CPU beyond fetching and parsing: {extra:.1f} µs/row "
+                f"({backup['cpu'] / max(baseline['cpu'], 1e-9):.1f} times the baseline)"
+            )
+            for name, figures in (("backup", backup), ("restore", restore)):
+                flag = "ok" if figures["rss_mb"] < 100 else "OVER 100 MB"
+                print(f"{name} peak RSS {figures['rss_mb']:.1f} MB: {flag}")
+    finally:
+        server.stop()
+        drop_database(admin, url)
+
+
+def _db(url: str):
+    import psycopg
+
+    return psycopg.connect(url, autocommit=True)
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1].replace("_", "")) if len(sys.argv) > 1 else 1_000_000)

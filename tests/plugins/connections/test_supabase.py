@@ -1,0 +1,493 @@
+"""The supabase connection against the PostgREST gateway, with the real supabase-py.
+
+The Database methods are called on a connection made from a pipeline, as the core makes
+it; backups and restores go through the command line to a local sink.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from angles.core.config import load_pipeline
+from angles.core.context import Context
+from angles.core.errors import ServiceError
+from angles.core.filters import parse_filter
+from angles.core.plugins import load_plugins
+from angles.plugins.connections.supabase import SupabaseConnection
+
+pytestmark = pytest.mark.postgres
+
+VAULT = """
+CREATE TABLE decision_vault (
+    id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    decision text NOT NULL,
+    type text,
+    tags text[],
+    payload jsonb,
+    amount numeric(10, 2),
+    notion_synced boolean NOT NULL DEFAULT false,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz
+);
+INSERT INTO decision_vault
+SELECT md5('row' || g)::uuid,
+       'décision ' || g || ' — ✓ "quoted", (paren)',
+       CASE WHEN g % 3 = 0 THEN NULL ELSE 'Architecture' END,
+       ARRAY['a', 'b,c', g::text],
+       jsonb_build_object('n', g, 'nested', jsonb_build_array(1, NULL, 'ü')),
+       g * 1.25,
+       g % 2 = 0,
+       timestamptz '2025-08-01 00:00+00' + g * interval '1 minute',
+       timestamptz '2025-08-02 00:00+00' + g * interval '1 second'
+FROM generate_series(1, {rows}) g;
+"""
+
+PIPELINE = """\
+version: 1
+name: test
+log_dir: logs
+connections:
+  supabase:
+    type: supabase
+    url: "${SUPABASE_URL}"
+    key: "${SUPABASE_KEY}"
+%(extra)s
+sinks:
+  local: {type: local, path: backups}
+backups:
+  - {name: decision_vault, connection: supabase, table: decision_vault, sinks: [local]}
+"""
+
+
+@pytest.fixture
+def vault(postgres_db):
+    """``vault(n)`` creates decision_vault with n rows."""
+
+    def make(rows: int = 2500):
+        postgres_db.execute(VAULT.replace("{rows}", str(int(rows))))
+        return postgres_db
+
+    return make
+
+
+@pytest.fixture
+def environment(postgrest, monkeypatch):
+    monkeypatch.setenv("SUPABASE_URL", postgrest.url)
+    monkeypatch.setenv("SUPABASE_KEY", postgrest.service_role_key)
+    return postgrest
+
+
+@pytest.fixture
+def pipeline(pipeline_file, environment):
+    """Write the pipeline; extra YAML lines go under the connection."""
+
+    def write(extra: str = "") -> Path:
+        if "retries" not in extra:  # no 1-2-4 s backoff unless a test asks for it
+            extra = f"{extra}\n    retries: 0".strip("\n")
+        return pipeline_file(PIPELINE % {"extra": extra})
+
+    return write
+
+
+@pytest.fixture
+def connect(pipeline):
+    """A supabase connection as a run makes it (options as extra YAML lines)."""
+    contexts: list[Context] = []
+
+    def make(extra: str = "") -> SupabaseConnection:
+        plugins = load_plugins()
+        context = Context(load_pipeline(pipeline(extra), plugins), plugins)
+        contexts.append(context)
+        return context.connection("supabase")  # type: ignore[return-value]
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+def table_requests(server, method="GET"):
+    return server.requests_to(r"/rest/v1/decision_vault$", method)
+
+
+def snapshot(db):
+    return db.fetchval("SELECT jsonb_agg(to_jsonb(t) ORDER BY id) FROM decision_vault t")
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# -- describe, count, stream, select ------------------------------------------------------------
+
+
+def test_describe_reads_types_primary_key_and_required_columns(vault, connect, postgrest):
+    vault(1)
+    schema = connect().describe("decision_vault")
+    assert schema.columns == {
+        "id": "uuid",
+        "decision": "text",
+        "type": "text",
+        "tags": "text[]",
+        "payload": "jsonb",
+        "amount": "numeric",
+        "notion_synced": "boolean",
+        "created_at": "timestamp with time zone",
+        "updated_at": "timestamp with time zone",
+    }
+    assert schema.primary_key == ("id",)
+    assert schema.required == {"decision"}  # NOT NULL columns with a default are not required
+    assert [r.path for r in postgrest.requests] == ["/rest/v1/"]
+
+
+def test_describe_needs_the_service_role_key(vault, connect, environment, monkeypatch):
+    vault(1)
+    monkeypatch.setenv("SUPABASE_KEY", environment.anon_key)
+    with pytest.raises(ServiceError) as caught:
+        connect().describe("decision_vault")
+    assert "HTTP 403" in str(caught.value)
+    assert "the service_role key is needed" in str(caught.value)
+    assert environment.anon_key not in str(caught.value)
+
+
+def test_describe_an_unknown_table_suggests_a_name(vault, connect):
+    vault(1)
+    with pytest.raises(ServiceError, match=r"no table 'decision_vaults'.*perhaps you meant"):
+        connect().describe("decision_vaults")
+
+
+def test_count_is_exact_beyond_the_row_cap(vault, connect, postgrest):
+    db = vault(2500)
+    connection = connect()
+    assert connection.count("decision_vault") == 2500
+    assert connection.count("decision_vault", parse_filter("notion_synced=is.false")) == 1250
+    expected = db.fetchval(
+        "SELECT count(*) FROM decision_vault WHERE type IS NULL AND amount > 100"
+    )
+    assert (
+        connection.count("decision_vault", parse_filter("type=is.null&amount=gt.100")) == expected
+    )
+    [head, *_] = table_requests(postgrest, "HEAD")
+    assert head.header("prefer") == "count=exact"
+
+
+def test_stream_reads_every_row_in_key_order_in_capped_pages(vault, connect, postgrest):
+    db = vault(2500)
+    connection = connect()
+    rows = list(connection.stream("decision_vault", connection.describe("decision_vault")))
+    expected = [r[0] for r in db.fetchall("SELECT id::text FROM decision_vault ORDER BY id")]
+    assert [r["id"] for r in rows] == expected
+    first = next(r for r in rows if r["payload"]["n"] == 1)
+    assert first["payload"] == {"n": 1, "nested": [1, None, "ü"]}
+    assert (first["tags"], first["amount"], first["type"]) == (
+        ["a", "b,c", "1"],
+        1.25,
+        "Architecture",
+    )
+    assert first["created_at"] == "2025-08-01T00:01:00+00:00"
+    pages = table_requests(postgrest)
+    assert len(pages) == 3  # 1000 + 1000 + 500: the short last page ends the read
+    assert all(int(p.params["limit"]) <= 1000 for p in pages)
+    assert [p.header("prefer") for p in pages] == ["count=exact", None, None]
+    assert pages[1].params["id"] == f"gt.{expected[999]}"
+
+
+def test_stream_keeps_going_when_the_server_caps_below_the_page_size(vault, connect, postgrest):
+    vault(700)
+    postgrest.max_rows = 300
+    connection = connect()
+    rows = list(connection.stream("decision_vault", connection.describe("decision_vault")))
+    assert len({r["id"] for r in rows}) == 700
+
+
+def test_stream_pages_a_composite_key_with_awkward_values(postgres_db, connect, postgrest):
+    postgres_db.execute(
+        "CREATE TABLE pairs (k text, n int, v text, PRIMARY KEY (k, n));"
+        "INSERT INTO pairs SELECT k, n, k || n FROM unnest(ARRAY['a,b', 'x\"y', '(p)', "
+        "'back\\slash', 'é', 'plain', 'dot.ted:colon']) k, generate_series(1, 4) n"
+    )
+    connection = connect("    page_size: 3")
+    rows = list(connection.stream("pairs", connection.describe("pairs")))
+    keys = [(r["k"], r["n"]) for r in rows]
+    assert keys == sorted(keys)
+    assert len(keys) == 28
+    assert any("or" in r.params for r in postgrest.requests_to("/pairs$"))
+
+
+def test_stream_applies_a_filter(vault, connect):
+    vault(50)
+    connection = connect("    page_size: 7")
+    where = parse_filter("notion_synced=is.false")
+    rows = list(connection.stream("decision_vault", connection.describe("decision_vault"), where))
+    assert len(rows) == 25
+    assert not any(r["notion_synced"] for r in rows)
+
+
+def test_a_read_that_ends_short_of_the_count_is_refused(vault, connect, postgrest):
+    vault(2500)
+    connection = connect()
+    schema = connection.describe("decision_vault")
+    # A page that comes back empty while the count says 2500 (a proxy, a cap): not the end.
+    postgrest.fail(
+        method="GET",
+        path="decision_vault$",
+        status=206,
+        body=b"[]",
+        headers={"Content-Type": "application/json", "Content-Range": "*/2500"},
+    )
+    with pytest.raises(ServiceError, match="only 0 of 2500 rows came back"):
+        list(connection.stream("decision_vault", schema))
+
+
+def test_rows_deleted_during_a_read_are_not_a_truncation(vault, connect):
+    db = vault(2500)
+    connection = connect()
+    rows = []
+    for row in connection.stream("decision_vault", connection.describe("decision_vault")):
+        rows.append(row)
+        if len(rows) == 1000:
+            db.execute("DELETE FROM decision_vault WHERE id > %s", [row["id"]])
+    assert len(rows) == 1000
+
+
+def test_select_orders_and_limits(vault, connect):
+    vault(30)
+    rows = connect().select(
+        "decision_vault",
+        where=parse_filter("notion_synced=is.false"),
+        order_by=[("created_at", True)],
+        limit=2,
+    )
+    assert [r["created_at"] for r in rows] == [
+        "2025-08-01T00:29:00+00:00",
+        "2025-08-01T00:27:00+00:00",
+    ]
+
+
+# -- upsert ---------------------------------------------------------------------------------------
+
+
+def test_upsert_writes_only_the_given_columns_in_batches(vault, connect, postgrest):
+    db = vault(5)
+    connection = connect()
+    schema = connection.describe("decision_vault")
+    [first_id] = db.fetchall("SELECT id::text FROM decision_vault ORDER BY id LIMIT 1")[0]
+    untouched = "SELECT notion_synced, type, payload FROM decision_vault WHERE id = %s"
+    before = db.fetchall(untouched, [first_id])
+    new_id = "00000000-0000-0000-0000-000000000001"
+    rows = [
+        {"id": first_id, "decision": "changed"},
+        {"id": new_id, "decision": "new"},
+        {"id": first_id, "decision": "changed again"},  # the same key twice: two batches
+    ]
+    postgrest.clear()
+    assert connection.upsert("decision_vault", schema, rows, batch_size=10) == 3
+    posts = table_requests(postgrest, "POST")
+    assert len(posts) == 2
+    assert posts[0].params["on_conflict"] == "id"
+    prefer = set(posts[0].header("prefer").split(","))
+    assert {"return=minimal", "count=exact", "resolution=merge-duplicates"} <= prefer
+    assert "missing=default" in prefer
+    assert db.fetchval("SELECT decision FROM decision_vault WHERE id = %s", [first_id]) == (
+        "changed again"
+    )
+    assert db.fetchall(untouched, [first_id]) == before  # columns not sent are kept
+    inserted = db.fetchall(
+        "SELECT decision, notion_synced, created_at IS NOT NULL FROM decision_vault WHERE id = %s",
+        [new_id],
+    )
+    assert inserted == [("new", False, True)]  # defaults, not NULLs, for columns not sent
+
+
+def test_upsert_batches_by_size(vault, connect, postgrest):
+    vault(0)
+    connection = connect()
+    schema = connection.describe("decision_vault")
+    rows = [{"id": f"00000000-0000-0000-0000-{i:012d}", "decision": str(i)} for i in range(25)]
+    assert connection.upsert("decision_vault", schema, rows, batch_size=10) == 25
+    assert [len(p.json()) for p in table_requests(postgrest, "POST")] == [10, 10, 5]
+
+
+def test_a_failed_write_is_not_retried(vault, connect, postgrest):
+    vault(0)
+    connection = connect("    retries: 3")
+    schema = connection.describe("decision_vault")
+    postgrest.fail_with_html(503, method="POST")
+    with pytest.raises(ServiceError, match="HTTP 503 from the gateway"):
+        connection.upsert("decision_vault", schema, [{"id": str(uuid.uuid4()), "decision": "x"}])
+    assert len(table_requests(postgrest, "POST")) == 1
+
+
+# -- failures ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        ("bad_key", "the API key was refused (Invalid API key) (check SUPABASE_KEY"),
+        ("unknown_table", "there is no table 'decision_vaults' in the schema 'public' (Perhaps"),
+        ("unknown_column", "column decision_vault.banana does not exist (42703)"),
+        ("statement_timeout", "the statement timeout cancelled the query (57014)"),
+        ("html", "HTTP 522 from the gateway"),
+        ("refused", "(connection refused: ConnectError) (check SUPABASE_URL"),
+        ("slow", "no answer from 127.0.0.1"),
+    ],
+)
+def test_failures_are_one_clear_line(vault, connect, environment, monkeypatch, fault, expected):
+    vault(3)
+    table, where, extra = "decision_vault", None, ""
+    if fault == "bad_key":
+        monkeypatch.setenv("SUPABASE_KEY", "not-the-key-" + "x" * 40)
+    elif fault == "unknown_table":
+        table = "decision_vaults"
+    elif fault == "unknown_column":
+        where = parse_filter("banana=eq.1")
+    elif fault == "statement_timeout":
+        environment.fail_with_timeout(method="HEAD")
+    elif fault == "html":
+        environment.fail_with_html(522)
+    elif fault == "refused":
+        monkeypatch.setenv("SUPABASE_URL", f"http://127.0.0.1:{closed_port()}")
+    elif fault == "slow":
+        environment.fail(delay=1.0)
+        extra = "    timeout_seconds: 0.3"
+    connection = connect(extra)
+    with pytest.raises(ServiceError) as caught:
+        connection.count(table, where)
+    message = str(caught.value)
+    assert expected in message
+    assert "\n" not in message and "<" not in message
+    for secret in (environment.service_role_key, "not-the-key-"):
+        assert secret not in message
+
+
+def test_reads_are_retried_with_backoff_and_not_multiplied(vault, connect, postgrest):
+    vault(3)
+    connection = connect("    retries: 1")
+    postgrest.fail_with_html(522, times=1, method="HEAD")
+    started = time.monotonic()
+    assert connection.count("decision_vault") == 3
+    assert 0.9 < time.monotonic() - started < 3
+    heads = table_requests(postgrest, "HEAD")
+    assert len(heads) == 2
+    assert heads[1].header("x-retry-count") is None  # supabase-py's own retries are off
+
+    postgrest.clear()
+    postgrest.fail_with_html(503, times=5, method="HEAD")
+    with pytest.raises(ServiceError, match="HTTP 503"):
+        connect().count("decision_vault")  # retries: 0
+    assert len(table_requests(postgrest, "HEAD")) == 1
+
+
+# -- through the command line -----------------------------------------------------------------------
+
+
+def test_backup_verify_and_restore_round_trip(vault, pipeline, angles_cli, postgrest, tmp_path):
+    db = vault(2500)
+    path = pipeline()
+    original = snapshot(db)
+
+    backup = angles_cli("backup", path, "--format", "json")
+    assert backup.exit_code == 0, backup.output
+    [run] = backup.json()["backups"]
+    assert (run["status"], run["record_count"]) == ("ok", 2500)
+    [stored] = sorted((tmp_path / "backups").iterdir())
+    document = json.loads(stored.read_text())
+    assert document["metadata"]["columns"]["created_at"] == "timestamp with time zone"
+    assert [r["id"] for r in document["data"]] == [r["id"] for r in original]
+    reads = table_requests(postgrest)
+    assert len(reads) == 3 and all(int(r.params["limit"]) <= 1000 for r in reads)
+    assert len(postgrest.requests) <= 3 + 5
+
+    verify = angles_cli("backups", "verify", path)
+    assert verify.exit_code == 0, verify.output
+
+    gone = [r[0] for r in db.fetchall("SELECT id FROM decision_vault ORDER BY id LIMIT 100")]
+    db.execute("DELETE FROM decision_vault WHERE id = ANY(%s)", [gone])
+    db.execute(
+        "UPDATE decision_vault SET decision = 'edited', payload = '{\"x\": 1}' "
+        "WHERE id IN (SELECT id FROM decision_vault ORDER BY id DESC LIMIT 50)"
+    )
+    db.execute("INSERT INTO decision_vault (decision) VALUES ('today 1'), ('today 2')")
+
+    dry = angles_cli("restore", path, "--format", "json")
+    assert dry.exit_code == 0, dry.output
+    plan = dry.json()
+    assert plan["counts"] == {
+        "insert": 100,
+        "update": 50,
+        "unchanged": 2350,
+        "only_in_database": 2,
+        "newer_in_database": 0,
+    }
+    assert plan["verified"] is True and plan["live"] is False
+    assert db.fetchval("SELECT count(*) FROM decision_vault WHERE decision = 'edited'") == 50
+
+    live = angles_cli("restore", path, "--live", "--yes", "--format", "json")
+    assert live.exit_code == 0, live.output
+    assert live.json()["pre_restore_backup"]
+    restored = db.fetchval(
+        "SELECT jsonb_agg(to_jsonb(t) ORDER BY id) FROM decision_vault t "
+        "WHERE decision NOT LIKE 'today %%'"
+    )
+    assert restored == original
+    assert db.fetchval("SELECT count(*) FROM decision_vault") == 2502
+
+    outputs = [backup, verify, dry, live]
+    files = [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix in (".log", ".json")]
+    assert {"backup.log", "restore.log"} <= {p.name for p in files}
+    for text in [o.output for o in outputs] + [p.read_text() for p in files]:
+        assert postgrest.service_role_key not in text
+
+
+def test_a_failure_while_paging_keeps_the_earlier_backup(
+    vault, pipeline, angles_cli, postgrest, tmp_path, monkeypatch
+):
+    vault(2500)
+    path = pipeline()
+    assert angles_cli("backup", path).exit_code == 0
+    [earlier] = list((tmp_path / "backups").iterdir())
+    content = earlier.read_bytes()
+    time.sleep(1.1)  # backups are named by the second
+
+    serve = postgrest.handle
+
+    def first_page_then_503(request):
+        response = serve(request)
+        if request.method == "GET" and request.path.endswith("/decision_vault"):
+            postgrest.fail_with_html(503, times=10, method="GET", path="decision_vault$")
+        return response
+
+    with monkeypatch.context() as patch:
+        patch.setattr(postgrest, "handle", first_page_then_503)
+        failed = angles_cli("backup", path, "--format", "json")
+    assert failed.exit_code == 2
+    [run] = failed.json()["backups"]
+    assert run["status"] == "error"
+    assert "HTTP 503 from the gateway" in run["message"] and "<" not in run["message"]
+    assert list((tmp_path / "backups").iterdir()) == [earlier]
+    assert earlier.read_bytes() == content
+    assert angles_cli("backups", "verify", path).exit_code == 0
+
+
+def test_test_mode_contacts_nothing(vault, pipeline_file, environment, angles_cli):
+    vault(3)
+    path = pipeline_file(
+        PIPELINE % {"extra": "    retries: 0"}
+        + "checks:\n"
+        + "  - {name: supabase, type: supabase, connection: supabase, tables: [decision_vault]}\n"
+        + "  - {name: sync, type: sync_backlog, connection: supabase, table: decision_vault,"
+        + ' unsynced: "notion_synced=is.false"}\n'
+    )
+    for command in ("run", "check"):
+        result = angles_cli(command, path, "--test", "--format", "json")
+        assert result.exit_code == 2
+        assert all(c["message"].startswith("[TEST]") for c in result.json()["checks"])
+    assert environment.requests == []
