@@ -29,9 +29,13 @@ def command(pipeline: Path, limit: int, check_name: str | None, output_format: s
 
     loaded, _ = load(pipeline)
     with StateStore.open(loaded.state, connect_timeout=loaded.timeout_seconds) as store:
-        states = store.check_states(loaded.name)
+        # Checks removed from the pipeline keep their rows; they are no longer news.
+        current = {c["name"] for c in loaded.checks}
+        states = {k: v for k, v in store.check_states(loaded.name).items() if k in current}
         if check_name is not None:
-            known = {c["name"] for c in loaded.checks} | set(states)
+            known = current | {
+                c["name"] for run in store.runs(loaded.name, None) for c in run["checks"]
+            }
             if check_name not in known:
                 raise AnglesError(
                     f"no check named {check_name!r}",

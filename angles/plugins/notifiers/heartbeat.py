@@ -6,12 +6,13 @@ the exit code). The monitoring service then also notices a run that never happen
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
-
 from angles import Notification, Notifier, hookimpl
-from angles.core.http import request
+
+if TYPE_CHECKING:
+    import httpx
 
 MAX_BODY = 10_000  # Healthchecks keeps the first 100 kB of a ping's body as its log
 
@@ -51,6 +52,8 @@ class HeartbeatNotifier(Notifier):
     }
 
     def send(self, notification: Notification) -> None:
+        from angles.core.http import request  # httpx is slow to import
+
         method = self.config.get("method", "POST")
         body = self.context.redact(notification.text())[:MAX_BODY] if method == "POST" else None
         timeout = float(self.config.get("timeout_seconds") or self.context.default_timeout)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from angles import Notification, Notifier, ServiceError, Status, hookimpl
-from angles.core.http import describe_failure, request
 from angles.core.notifier import format_duration
 from angles.core.report import format_timestamp
+
+if TYPE_CHECKING:
+    import httpx
 
 MAX_BLOCKS = 50
 MAX_SECTION_TEXT = 3000
@@ -68,6 +68,8 @@ class SlackNotifier(Notifier):
     }
 
     def send(self, notification: Notification) -> None:
+        from angles.core.http import describe_failure, request  # httpx is slow to import
+
         payload = self.context.redact(build_message(notification))
         for key in ("username", "icon_emoji"):
             if key in self.config:

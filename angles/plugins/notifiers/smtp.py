@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import html
 import os
-import smtplib
 import socket
-import ssl
 import time
 from collections.abc import Mapping
-from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from angles import Notification, Notifier, ServiceError, hookimpl
 from angles.core.notifier import format_duration
 from angles.core.report import format_timestamp
+
+if TYPE_CHECKING:
+    import smtplib
+    import ssl
+    from email.message import EmailMessage
 
 SERVICE = "SMTP"
 DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
@@ -103,6 +104,8 @@ class SMTPNotifier(Notifier):
         return f"{self.config['host']}:{self.port}"
 
     def send(self, notification: Notification) -> None:
+        import smtplib  # with ssl and email, slow to import: only when mail is sent
+
         message = self.build(notification)
         retries = self.config.get("retries", 2)
         for attempt in range(retries + 1):
@@ -122,6 +125,9 @@ class SMTPNotifier(Notifier):
 
     def build(self, notification: Notification) -> EmailMessage:
         """The e-mail: subject, headers, a text part and an HTML part."""
+        from email.message import EmailMessage
+        from email.utils import formatdate, make_msgid
+
         redact = self.context.redact
         sender = _sender(self.config)
         message = EmailMessage()
@@ -140,6 +146,8 @@ class SMTPNotifier(Notifier):
         return message
 
     def _deliver(self, message: EmailMessage) -> dict[str, tuple[int, bytes]]:
+        import smtplib
+
         timeout = float(self.config.get("timeout_seconds") or self.context.default_timeout)
         host = self.config["host"]
         ca_file = self.config.get("ca_file")
@@ -171,6 +179,9 @@ class SMTPNotifier(Notifier):
         )
 
     def _error(self, exc: BaseException) -> ServiceError:
+        import smtplib
+        import ssl
+
         where = self.where
         timeout = float(self.config.get("timeout_seconds") or self.context.default_timeout)
         if isinstance(exc, ssl.SSLCertVerificationError):
@@ -222,6 +233,8 @@ class SMTPNotifier(Notifier):
 
 def tls_context(ca_file: str | os.PathLike[str] | None = None) -> ssl.SSLContext:
     """A verifying client context: the system's CAs, plus ``ca_file`` when given."""
+    import ssl
+
     context = ssl.create_default_context(cafile=ca_file)
     if ca_file is not None:
         context.load_default_certs()  # ca_file adds to the system's CAs, it does not replace them

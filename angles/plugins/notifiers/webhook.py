@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from angles import Notification, Notifier, hookimpl
-from angles.core.http import request
+
+if TYPE_CHECKING:
+    import httpx
 
 
 class WebhookNotifier(Notifier):
@@ -46,6 +46,8 @@ class WebhookNotifier(Notifier):
     }
 
     def send(self, notification: Notification) -> None:
+        from angles.core.http import request  # httpx is slow to import
+
         headers = {"X-Angles-Test": "true"} if notification.test else {}
         headers.update(self.config.get("headers") or {})
         timeout = float(self.config.get("timeout_seconds") or self.context.default_timeout)

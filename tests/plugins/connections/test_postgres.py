@@ -36,7 +36,7 @@ CREATE TABLE decision_vault (
 
 AWKWARD = {
     "id": "0a6a3a45-6513-470e-a69e-0d37f2a74de4",
-    "decision": "Décision — 決定 ✓ \"quoted\" \\ back\nslash",
+    "decision": 'Décision — 決定 ✓ "quoted" \\ back\nslash',
     "type": None,
     "amount": 12.5,
     "ratio": 0.1,
@@ -77,10 +77,7 @@ def insert(db: Any, rows: list[dict[str, Any]], table: str = "decision_vault") -
 
 def table_json(db: Any, table: str = "decision_vault") -> list[str]:
     """The table as PostgreSQL writes it in JSON, in key order (to compare exactly)."""
-    return [
-        r[0]
-        for r in db.fetchall(f"SELECT row_to_json(t)::text FROM {table} t ORDER BY 1")  # noqa: S608
-    ]
+    return [r[0] for r in db.fetchall(f"SELECT row_to_json(t)::text FROM {table} t ORDER BY 1")]
 
 
 @pytest.fixture
@@ -246,8 +243,13 @@ def test_upsert_casts_json_like_postgrest_and_round_trips_exactly(vault, connect
     vault.execute("DELETE FROM decision_vault")
     assert db.upsert("decision_vault", schema, streamed, batch_size=500) == len(rows)
     assert table_json(vault) == expected
-    assert vault.fetchval("SELECT amount::text FROM decision_vault WHERE id = %s", [AWKWARD["id"]]) == "12.50"
-    assert vault.fetchval("SELECT blob FROM decision_vault WHERE id = %s", [AWKWARD["id"]]) == bytes.fromhex("deadbeef00")
+    assert (
+        vault.fetchval("SELECT amount::text FROM decision_vault WHERE id = %s", [AWKWARD["id"]])
+        == "12.50"
+    )
+    assert vault.fetchval(
+        "SELECT blob FROM decision_vault WHERE id = %s", [AWKWARD["id"]]
+    ) == bytes.fromhex("deadbeef00")
 
 
 def test_upsert_updates_existing_rows_by_key(vault, connect):
@@ -296,7 +298,10 @@ def test_generated_and_identity_columns(vault, connect):
     schema = db.describe("events")
     assert schema.required == {"price"}
     rows = list(db.stream("events", schema))
-    assert rows == [{"id": 1, "price": 1.25, "doubled": 2.5}, {"id": 2, "price": 2.5, "doubled": 5.0}]
+    assert rows == [
+        {"id": 1, "price": 1.25, "doubled": 2.5},
+        {"id": 2, "price": 2.5, "doubled": 5.0},
+    ]
     vault.execute("DELETE FROM events")
     db.upsert("events", schema, rows)
     assert vault.fetchall("SELECT id, price::text, doubled::text FROM events ORDER BY id") == [
