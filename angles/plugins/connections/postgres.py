@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -35,6 +36,16 @@ if TYPE_CHECKING:
     import psycopg
 
 _ROW = "_angles_row"  # the table alias; unlikely to shadow a column name
+_MAX_ARGUMENTS = 100  # PostgreSQL's limit on a function's arguments (json_build_array)
+_COPY_ESCAPE = re.compile(rb"\\(.)", re.DOTALL)
+_COPY_ESCAPES = {
+    b"b": b"\b",
+    b"f": b"\f",
+    b"n": b"\n",
+    b"r": b"\r",
+    b"t": b"\t",
+    b"v": b"\v",
+}
 _BYTE_ORDER_COLLATIONS = frozenset({"C", "POSIX", "ucs_basic"})
 _URL_HINT = "check the connection's url (DATABASE_URL)"
 
@@ -246,22 +257,33 @@ class PostgresConnection(Database):
     def _copy_rows(self, table: str, schema: TableSchema, where: Filter | None) -> Iterator[Row]:
         import psycopg
 
-        sort = self._table(table).sort
-        order = ", ".join(sort.get(column, quote(column)) for column in schema.primary_key)
+        described = self._table(table)
+        order = ", ".join(described.sort.get(c, quote(c)) for c in schema.primary_key)
+        # Each row as a JSON array of its values (the conversion row_to_json makes, without
+        # repeating the keys), columns in the sorted order the backup's canonical form uses.
+        names = sorted(described.schema.columns)
+        if len(names) <= _MAX_ARGUMENTS:
+            values = f"json_build_array({', '.join(map(quote, names))})::text"
+        else:
+            values = f"row_to_json({_ROW})::text"
         condition, params = self._where(where)
         sql = (
-            f"COPY (SELECT row_to_json({_ROW})::text FROM {self._qualified(table)} AS {_ROW} "
+            f"COPY (SELECT {values} FROM {self._qualified(table)} AS {_ROW} "
             f"WHERE {condition} ORDER BY {order}) TO STDOUT"
         )
+        decode = _row_decoder(names if len(names) <= _MAX_ARGUMENTS else None)
         # No statement timeout: reading a large table legitimately takes long.
         connection = self._connect(statement_timeout=False)
         finished = False
-        loads = json.loads
         try:
             with connection.cursor() as cursor, cursor.copy(sql, params) as copy:
-                copy.set_types(["text"])
-                for (text,) in copy.rows():
-                    yield loads(text)
+                pending = b""
+                for chunk in copy:
+                    # The server sends a row per message, but the protocol does not promise it.
+                    lines = (pending + bytes(chunk) if pending else bytes(chunk)).split(b"\n")
+                    pending = lines.pop()
+                    for line in lines:
+                        yield decode(line)
             finished = True
         except psycopg.Error as exc:
             raise self._error(exc, table, "reading") from exc
@@ -476,6 +498,27 @@ class PostgresConnection(Database):
                 self.service, f"{subject}: the connection failed ({text})", hint=_URL_HINT
             )
         return ServiceError(self.service, f"{subject} failed: {text}")
+
+
+def _row_decoder(names: list[str] | None) -> Any:
+    """Turns one line of ``COPY … TO STDOUT`` (text format) holding JSON into a row.
+
+    COPY escapes backslashes and control characters; they are undone only on the lines
+    that have any. With ``names`` the line is a JSON array of the values in that order.
+    """
+    loads = json.loads
+
+    def decode(line: bytes) -> Row:
+        if b"\\" in line:
+            line = _COPY_ESCAPE.sub(_unescape, line)
+        values = loads(line.decode())
+        return values if names is None else dict(zip(names, values, strict=True))
+
+    return decode
+
+
+def _unescape(match: re.Match[bytes]) -> bytes:
+    return _COPY_ESCAPES.get(match[1], match[1])
 
 
 def _first_line(text: str) -> str:

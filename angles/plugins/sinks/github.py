@@ -43,7 +43,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
 
-from angles.core.backup.format import metadata_from_head
 from angles.core.errors import BackupError, ServiceError
 from angles.core.hookspecs import hookimpl
 from angles.core.sink import Sink, StoredFile
@@ -55,12 +54,15 @@ if TYPE_CHECKING:
 
 SERVICE = "GitHub"
 MiB = 1024 * 1024
+#: seconds to wait on a secondary rate limit that names no Retry-After (GitHub's advice)
+SECONDARY_WAIT = 60.0
 #: Parts stay well below the 40 MiB at which GitHub's blob API has been seen to refuse
 #: uploads (services.md 2.4); base64 makes the request a third larger still.
 DEFAULT_PART_SIZE = 8 * MiB
 MAX_PART_SIZE = 25 * MiB
 MANIFEST_SUFFIX = ".manifest.json"
 MANIFEST_FORMAT = "angles-parts/1"
+_REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _PART = re.compile(r"^(?P<name>.+)\.part-(?P<number>\d{3,})$")
 _BACKUP_SUFFIXES = (".json", ".json.gz")
 _HEAD_BYTES = 64 * 1024
@@ -128,7 +130,6 @@ class GitHubSink(Sink):
         "properties": {
             "repository": {
                 "type": "string",
-                "pattern": r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$",
                 "description": "The repository, as owner/name.",
             },
             "token": {
@@ -140,7 +141,6 @@ class GitHubSink(Sink):
             },
             "path": {
                 "type": "string",
-                "pattern": r"^(?!.*(^|/)\.\.?(/|$))[^\\]*$",
                 "description": "The folder in the repository (default: backups; empty for the "
                 "root).",
             },
@@ -183,6 +183,19 @@ class GitHubSink(Sink):
         "required": ["repository", "token"],
         "additionalProperties": False,
     }
+
+    @classmethod
+    def validate_config(cls, config: Any) -> list[tuple[str, str]]:
+        """``repository`` must be owner/name and ``path`` a folder inside it."""
+        problems = []
+        if not _REPOSITORY.match(str(config.get("repository", ""))):
+            problems.append(
+                ("repository", f"{config.get('repository')!r} is not owner/name (acme/backups)")
+            )
+        parts = str(config.get("path", "backups")).strip("/").split("/")
+        if "\\" in str(config.get("path", "")) or any(p in (".", "..") for p in parts):
+            problems.append(("path", "must be a folder inside the repository, like backups/db"))
+        return problems
 
     def __init__(self, name: str, config: Any, context: Any) -> None:
         super().__init__(name, config, context)
@@ -285,6 +298,7 @@ class GitHubSink(Sink):
         become a :class:`ServiceError` that names GitHub and what to check."""
         from github import GithubException
         from requests import RequestException
+        from requests.exceptions import RetryError
 
         for attempt in range(2):
             try:
@@ -296,10 +310,13 @@ class GitHubSink(Sink):
                     continue
                 raise self._error(action, exc) from exc
             except RequestException as exc:
+                hint = (
+                    "GitHub kept answering with server errors; see https://www.githubstatus.com"
+                    if isinstance(exc, RetryError)
+                    else f"check `api_url:` of sink {self.name!r} and the network"
+                )
                 raise ServiceError(
-                    SERVICE,
-                    f"{action} failed: {_one_line(exc)}",
-                    hint=f"check `api_url:` of sink {self.name!r} and the network",
+                    SERVICE, f"{action} failed: {_one_line(exc)}", hint=hint
                 ) from exc
         raise AssertionError("unreachable")
 
@@ -331,7 +348,6 @@ class GitHubSink(Sink):
     def _head(self, *, create: bool = False) -> _Head | None:
         """The branch and its commit; None when the repository is empty. With ``create``, a
         missing branch starts at the default branch's head."""
-
         repo = self.repo()
         for branch in dict.fromkeys((self.branch, repo.default_branch)):
             try:
@@ -420,7 +436,6 @@ class GitHubSink(Sink):
 
     def initialise(self) -> None:
         """Make the first commit of an empty repository (through the Contents API)."""
-
         path = f"{self.folder}/README.md" if self.folder else "README.md"
         repo = self.repo()
         try:
@@ -490,7 +505,7 @@ class GitHubSink(Sink):
                 unsure = isinstance(exc.__cause__, RequestException) or (status or 0) >= 500
                 if status != 422 and not unsure:
                     raise
-                problem = exc.message
+                problem = exc.message.removeprefix(f"{SERVICE}: ")
             # the branch moved (422), or the update may have gone through: look again
         raise ServiceError(
             SERVICE,
@@ -610,7 +625,8 @@ class _BlobStream(io.RawIOBase):
                 self._digest.update(data)
             self._data, self._next = data, self._next + 1
         count = min(len(target), len(self._data) - self._offset)
-        target[:count] = self._data[self._offset : self._offset + count]
+        with memoryview(self._data) as view:
+            target[:count] = view[self._offset : self._offset + count]
         self._offset += count
         return count
 
@@ -657,6 +673,9 @@ def _git_blob_sha(data: bytes) -> str:
 
 
 def _records(head: bytes) -> int | None:
+    """The record count in a backup file's first bytes (None when they do not say)."""
+    from angles.core.backup.format import metadata_from_head
+
     metadata = metadata_from_head(head)
     count = metadata.get("record_count") if metadata else None
     return count if isinstance(count, int) else None
@@ -727,6 +746,8 @@ def _rate_limit_wait(exc: Any) -> float | None:
     reset = _header(exc, "x-ratelimit-reset")
     if _header(exc, "x-ratelimit-remaining") == "0" and reset and reset.isdigit():
         return max(0.0, int(reset) - time.time()) + 1
+    if "secondary" in _github_message(exc).lower():
+        return SECONDARY_WAIT  # GitHub: "wait at least one minute"
     return None
 
 
@@ -742,7 +763,7 @@ def _rate_limit_error(exc: Any) -> ServiceError:
             f"(in {minutes} min)",
             hint="run again after the reset, or raise `max_rate_limit_wait:` of the sink",
         )
-    wait = f" GitHub asks to wait {float(after):.0f} s." if after else ""
+    wait = f" Retry after {float(after):.0f} s." if after else ""
     return ServiceError(
         SERVICE,
         f"secondary rate limit exceeded (too many requests or writes in a short time).{wait}",

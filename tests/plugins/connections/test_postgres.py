@@ -173,6 +173,21 @@ def test_text_keys_stream_in_python_order(vault, connect):
     assert streamed == sorted((k, n) for k in keys for n in (1, 2))
 
 
+def test_copy_escapes_and_wide_tables_come_back_intact(vault, connect):
+    vault.execute("CREATE TABLE docs (id int PRIMARY KEY, raw json, note text)")
+    vault.execute(
+        "INSERT INTO docs VALUES (1, E'{\\"a\\":\\n\\t[1,\\r\\n2]}', E'tab\\there \\\\ \\b\\f\\v')"
+    )
+    columns = ", ".join(f"c{i} int" for i in range(120))
+    vault.execute(f"CREATE TABLE wide (id int PRIMARY KEY, {columns})")
+    vault.execute("INSERT INTO wide (id, c0, c119) VALUES (1, 0, 119)")
+    db = connect(vault.url)
+    [doc] = db.stream("docs", db.describe("docs"))
+    assert doc == {"id": 1, "raw": {"a": [1, 2]}, "note": "tab\there \\ \b\f\v"}
+    [row] = db.stream("wide", db.describe("wide"))
+    assert (len(row), row["c0"], row["c119"], row["c5"]) == (121, 0, 119, None)
+
+
 def test_stream_filters_and_handles_more_rows_than_a_page(vault, connect):
     insert(vault, [decision(i) for i in range(2500)])
     db = connect(vault.url)

@@ -97,6 +97,15 @@ def test_registered_with_a_documented_schema() -> None:
     assert GitHubSink.secret_options() == ["token"]
 
 
+def test_repository_and_path_are_checked_before_anything_runs() -> None:
+    assert GitHubSink.validate_config({"repository": "acme/backups", "path": "a/b"}) == []
+    problems = dict(
+        GitHubSink.validate_config({"repository": "https://github.com/acme/x", "path": "../x"})
+    )
+    assert problems["repository"] == "'https://github.com/acme/x' is not owner/name (acme/backups)"
+    assert "inside the repository" in problems["path"]
+
+
 def test_pyGithub_is_imported_only_when_used() -> None:
     code = "import sys, angles.plugins.sinks.github; print('github' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -179,6 +188,14 @@ def test_files_go_to_the_configured_branch_created_from_the_default(repo, make_s
     with sink.transaction("backup") as batch:  # the branch exists now
         batch.store(OTHER, [b"{}"])
     assert [f.name for f in sink.list()] == [NAME, OTHER]
+
+
+def test_files_at_the_repository_root(repo, make_sink) -> None:
+    sink = make_sink(path="")
+    with sink.transaction("backup") as batch:
+        batch.store(NAME, [b"{}"])
+    assert repo.read_file(REPO, NAME) == b"{}"
+    assert [f.name for f in sink.list()] == [NAME]  # README.md is not a backup
 
 
 # -- large files ---------------------------------------------------------------------------------
@@ -359,6 +376,15 @@ def test_a_write_that_went_through_but_answered_an_error(repo, make_sink, method
     # the sink finds the ref already moved and carries on
     kind = "git/refs" if "refs" in path else path[1:-1]
     assert repo.count_requests(f"{method} {kind}") == (1 if method == "PATCH" else 2)
+
+
+def test_a_branch_creation_that_went_through_but_answered_an_error(repo, make_sink) -> None:
+    repo.fail_after_applying(method="POST", path=r"/git/refs$", status=502)
+    with make_sink(branch="backups").transaction("backup") as batch:
+        batch.store(NAME, [b"{}"])
+    assert repo.count_requests("POST git/refs") == 2  # the second: "Reference already exists"
+    assert repo.read_file(REPO, f"backups/{NAME}", ref="backups") == b"{}"
+    assert len(repo.list_commits(REPO, "backups")) == 2
 
 
 def test_a_ref_update_that_timed_out_after_applying(repo, make_sink) -> None:
@@ -543,6 +569,8 @@ def test_backup_list_verify_and_restore_through_the_cli(
         False,
     )
     assert plan["counts"]["unchanged"] == 300
+    logs = list(tmp_path.rglob("*.log"))
+    assert logs and not any(repo.token in log.read_text(encoding="utf-8") for log in logs)
 
 
 def test_a_table_above_the_limit_is_stored_compressed(
