@@ -9,7 +9,7 @@ from typing import Any
 
 from angles.core.backup.format import BackupFile, BackupName, metadata_from_head
 from angles.core.context import Context
-from angles.core.errors import AnglesError, BackupError
+from angles.core.errors import AnglesError, BackupError, ServiceError
 from angles.core.logging import get_logger
 from angles.core.results import Status
 from angles.core.sink import Sink, StoredFile
@@ -128,7 +128,8 @@ def _verify(sink: Sink, name: str) -> Verification:
         with sink.open(name) as stream:
             backup = BackupFile(stream, name)
             count = backup.verify()
-    except BackupError as exc:
+    except (BackupError, ServiceError) as exc:
+        # One unreadable backup is a failed verification, not the end of the run.
         return Verification(sink.name, name, Status.ERROR, str(exc))
     seconds = time.perf_counter() - started
     if backup.verified:

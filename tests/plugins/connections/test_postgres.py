@@ -175,15 +175,14 @@ def test_text_keys_stream_in_python_order(vault, connect):
 
 def test_copy_escapes_and_wide_tables_come_back_intact(vault, connect):
     vault.execute("CREATE TABLE docs (id int PRIMARY KEY, raw json, note text)")
-    vault.execute(
-        "INSERT INTO docs VALUES (1, E'{\\"a\\":\\n\\t[1,\\r\\n2]}', E'tab\\there \\\\ \\b\\f\\v')"
-    )
+    note = "tab\there \\ \b\f\v \"q\" \r\n end"
+    vault.execute("INSERT INTO docs VALUES (1, %s, %s)", ['{"a":\n\t[1,\r\n2]}', note])
     columns = ", ".join(f"c{i} int" for i in range(120))
     vault.execute(f"CREATE TABLE wide (id int PRIMARY KEY, {columns})")
     vault.execute("INSERT INTO wide (id, c0, c119) VALUES (1, 0, 119)")
     db = connect(vault.url)
     [doc] = db.stream("docs", db.describe("docs"))
-    assert doc == {"id": 1, "raw": {"a": [1, 2]}, "note": "tab\there \\ \b\f\v"}
+    assert doc == {"id": 1, "raw": {"a": [1, 2]}, "note": note}
     [row] = db.stream("wide", db.describe("wide"))
     assert (len(row), row["c0"], row["c119"], row["c5"]) == (121, 0, 119, None)
 

@@ -594,3 +594,22 @@ def test_a_table_above_the_limit_is_stored_compressed(
     verified = angles_cli("backups", "verify", path, "--format", "json")
     assert verified.exit_code == 0, verified.output
     assert [b["record_count"] for b in verified.json()["backups"]] == [2000, 0]
+
+
+def test_verify_reports_an_unreadable_backup_and_checks_the_others(
+    repo, angles_cli, pipeline_file, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setenv("GITHUB_TOKEN", repo.token)
+    path = pipeline_file(PIPELINE.format(url=repo.url).replace("part_size: 4096", "part_size: 1048576"))
+    with closing(sqlite3.connect(tmp_path / "vault.db")) as db, db:
+        db.execute("CREATE TABLE decision_vault (id TEXT PRIMARY KEY, decision TEXT)")
+        db.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+        db.execute("INSERT INTO users VALUES (1, 'ada')")
+    assert angles_cli("backup", path).exit_code == 0
+    repo.fail(method="GET", path="/git/blobs/", status=401, body={"message": "Bad credentials"})
+    verified = angles_cli("backups", "verify", path, "--format", "json")
+    assert verified.exit_code == 2
+    outcomes = sorted(b["verified"] for b in verified.json()["backups"])
+    assert outcomes == [False, True]
+    [failed] = [b for b in verified.json()["backups"] if not b["verified"]]
+    assert "GitHub: bad credentials" in failed["message"]
