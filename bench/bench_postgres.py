@@ -104,7 +104,7 @@ def time_backup(url: str, folder: Path) -> tuple[float, float, dict]:
 def main(argv: list[str]) -> int:
     rows = int(argv[0].replace("_", "")) if argv else 1_000_000
     admin = ensure_postgres()
-    url = create_database(admin, prefix="angles_bench")
+    url = create_database(admin, prefix="angles_bench_postgres")
     try:
         started = time.perf_counter()
         fill(url, rows)

@@ -257,8 +257,8 @@ class NotionConnection(Connection):
             ) from exc
 
     def _api_error(self, exc: Any, what: str, not_found: str | None) -> ServiceError:
-        code, status = str(exc.code.value if hasattr(exc.code, "value") else exc.code), exc.status
-        detail = f"HTTP {status} {code}: {_excerpt(str(exc))}"
+        code = str(getattr(exc.code, "value", exc.code))  # APIErrorCode is a str enum
+        detail = f"HTTP {exc.status} {code}: {_excerpt(str(exc))}"
         if code == "unauthorized":
             hint = (
                 "check NOTION_API_KEY: the integration's internal secret, starting ntn_ or secret_"

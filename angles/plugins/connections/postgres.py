@@ -24,6 +24,7 @@ import json
 import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -75,14 +76,14 @@ def quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""').replace("%", "%%") + '"'
 
 
+@dataclass
 class _Table:
     """What describe learns beyond :class:`TableSchema`: how to order and write the table."""
 
-    def __init__(self, schema: TableSchema, sort: dict[str, str], generated: set[str]) -> None:
-        self.schema = schema
-        self.sort = sort  # key column -> ORDER BY expression
-        self.generated = generated  # columns PostgreSQL computes; never written
-        self.identity_always: set[str] = set()
+    schema: TableSchema
+    sort: dict[str, str]  # key column -> its ORDER BY expression
+    generated: set[str]  # computed by PostgreSQL: never written
+    identity_always: set[str]  # written only with OVERRIDING SYSTEM VALUE
 
 
 class PostgresConnection(Database):
@@ -228,9 +229,12 @@ class PostgresConnection(Database):
                 sort[column] = f'{quote(column)} COLLATE "C"'
             else:
                 sort[column] = quote(column)
-        described = _Table(schema, sort, {name for name, row in info.items() if row[5]})
-        described.identity_always = {name for name, row in info.items() if row[4] == "a"}
-        self._tables[table] = described
+        self._tables[table] = _Table(
+            schema,
+            sort,
+            generated={name for name, row in info.items() if row[5]},
+            identity_always={name for name, row in info.items() if row[4] == "a"},
+        )
         return schema
 
     def _table(self, table: str) -> _Table:

@@ -175,7 +175,7 @@ def test_text_keys_stream_in_python_order(vault, connect):
 
 def test_copy_escapes_and_wide_tables_come_back_intact(vault, connect):
     vault.execute("CREATE TABLE docs (id int PRIMARY KEY, raw json, note text)")
-    note = "tab\there \\ \b\f\v \"q\" \r\n end"
+    note = 'tab\there \\ \b\f\v "q" \r\n end'
     vault.execute("INSERT INTO docs VALUES (1, %s, %s)", ['{"a":\n\t[1,\r\n2]}', note])
     columns = ", ".join(f"c{i} int" for i in range(120))
     vault.execute(f"CREATE TABLE wide (id int PRIMARY KEY, {columns})")
