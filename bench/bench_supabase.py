@@ -19,6 +19,7 @@ per-child form of ``getrusage(RUSAGE_CHILDREN)``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -26,7 +27,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 PIPELINE = """\
 version: 1
@@ -52,7 +55,7 @@ SELECT md5(g::text)::uuid,
        date '2025-08-01', g % 3 <> 0,
        CASE WHEN g % 5 = 0 THEN NULL ELSE md5('page' || g) END,
        timestamptz '2025-08-01 09:20+00', timestamptz '2025-08-01 09:25+00'
-FROM generate_series(1, %(rows)s) g;
+FROM generate_series(1, {rows}) g;
 ANALYZE decision_vault;
 """
 
@@ -104,14 +107,13 @@ def main(rows: int) -> None:
 
     admin = ensure_postgres()
     url = create_database(admin, prefix="angles_bench")
-    server = PostgrestServer(url)
     try:
         started = time.perf_counter()
         with _db(url) as db:
-            db.execute(TABLE % {"rows": int(rows)})
-        print(f"{rows:,} rows inserted in {time.perf_counter() - started:.1f} s")
-        server.start()
-        with tempfile.TemporaryDirectory() as tmp:
+            db.execute(TABLE.replace("{rows}", str(int(rows))))
+        print(f"{rows:,} rows inserted in {time.perf_counter() - started:.1f} s", flush=True)
+        server = PostgrestServer(url).start()
+        with tempfile.TemporaryDirectory() as tmp, _stopping(server):
             folder = Path(tmp)
             path = folder / "angles.yaml"
             path.write_text(PIPELINE % {"url": server.url}, encoding="utf-8")
@@ -149,11 +151,18 @@ def main(rows: int) -> None:
                 flag = "ok" if figures["rss_mb"] < 100 else "OVER 100 MB"
                 print(f"{name} peak RSS {figures['rss_mb']:.1f} MB: {flag}")
     finally:
-        server.stop()
         drop_database(admin, url)
 
 
-def _db(url: str):
+@contextlib.contextmanager
+def _stopping(server: Any) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        server.stop()
+
+
+def _db(url: str) -> Any:
     import psycopg
 
     return psycopg.connect(url, autocommit=True)

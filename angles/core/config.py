@@ -419,9 +419,10 @@ class _Validator:
             ):
                 actual = connection_class(check["connection"])
                 if needed and actual and not issubclass(actual, needed):
+                    kind = needed.type or needed.__name__.lower()
                     self.add(
                         ("checks", index, "connection"),
-                        f"a {check['type']} check needs a {needed.__name__.lower()} connection; "
+                        f"a {check['type']} check needs a {kind} connection; "
                         f"{check['connection']!r} is a {actual.type} connection",
                     )
             for key in getattr(cls, "sink_keys", ()):

@@ -27,7 +27,10 @@ The key is a secret: it never appears in a message.
 from __future__ import annotations
 
 import difflib
+import gc
 import html
+import itertools
+import operator
 import re
 import threading
 import time
@@ -364,8 +367,6 @@ class SupabaseConnection(Database):
 
     def stream(self, table: str, schema: TableSchema, where: Filter | None = None) -> Iterator[Row]:
         """Rows in primary-key order, page by page (keyset), checked against an exact count."""
-        from angles.core.backup.diff import sort_key
-
         key = schema.primary_key
         if not key:
             raise SupabaseError(
@@ -374,11 +375,11 @@ class SupabaseConnection(Database):
                 table=table,
             )
         columns = ",".join(_select_name(c) for c in schema.columns)
+        key_of = operator.itemgetter(*key)
         what = f"reading {table!r}"
         total: int | None = None
         seen = 0
         last: tuple[Any, ...] | None = None
-        previous: Any = None
         while True:
 
             def build(after: tuple[Any, ...] | None = last, first: bool = total is None) -> Any:
@@ -394,16 +395,19 @@ class SupabaseConnection(Database):
             if total is None:
                 total = response.count if response.count is not None else -1
             rows: list[Row] = response.data
+            # httpx keeps each response in a reference cycle (with its stream): collect the
+            # young generations now, or the bodies pile up until a full collection.
+            del response
+            gc.collect(1)
             if not rows:
                 break
-            for row in rows:
-                ranked = sort_key(tuple(row.get(c) for c in key))
-                if previous is not None and ranked <= previous:
-                    raise _out_of_order(table, key, row)
-                previous = ranked
-                yield row
+            keys = [key_of(row) for row in rows]
+            if len(key) == 1:
+                keys = [(value,) for value in keys]
+            _check_order(table, key, keys if last is None else [last, *keys])
+            yield from rows
             seen += len(rows)
-            last = tuple(rows[-1].get(c) for c in key)
+            last = keys[-1]
             # A short page ends the table only once the count is reached: a server whose
             # max rows is below page_size returns short pages all along.
             if len(rows) < self.page_size and seen >= total:
@@ -567,9 +571,22 @@ def _hashable(value: Any) -> Any:
     return repr(value) if isinstance(value, dict | list) else value
 
 
-def _out_of_order(table: str, key: tuple[str, ...], row: Row) -> SupabaseError:
-    shown = tuple(row.get(c) for c in key)
-    return SupabaseError(
+def _check_order(table: str, key: tuple[str, ...], keys: list[tuple[Any, ...]]) -> None:
+    """Raise unless ``keys`` strictly ascend in the order restores merge rows in."""
+    compared: list[Any] = keys
+    try:
+        if all(map(operator.lt, compared, compared[1:])):
+            return
+    except TypeError:  # values of mixed types: rank them as the merge does
+        from angles.core.backup.diff import sort_key
+
+        compared = [sort_key(k) for k in keys]
+        if all(map(operator.lt, compared, compared[1:])):
+            return
+    index = next(i for i, (a, b) in enumerate(itertools.pairwise(compared), 1) if not a < b)
+    at = keys[index]
+    shown = at[0] if len(at) == 1 else at
+    raise SupabaseError(
         f"reading {table!r}: rows came back out of primary-key order at {shown!r}",
         hint="angles needs text keys sorted by code point: use the C.UTF-8 collation (Supabase's "
         'default) or COLLATE "C" on the key columns',

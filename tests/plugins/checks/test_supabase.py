@@ -134,4 +134,4 @@ def test_the_check_needs_a_supabase_connection(angles_cli, pipeline_file):
     )
     result = angles_cli("validate", path)
     assert result.exit_code == 3
-    assert "a supabase check needs a" in result.output
+    assert "a supabase check needs a supabase connection; 'vault' is a sqlite" in result.output

@@ -221,6 +221,18 @@ def test_stream_pages_a_composite_key_with_awkward_values(postgres_db, connect, 
     assert any("or" in r.params for r in postgrest.requests_to("/pairs$"))
 
 
+def test_a_key_sorted_by_another_collation_is_refused(postgres_db, connect):
+    if not postgres_db.fetchval("SELECT count(*) FROM pg_collation WHERE collname = 'und-x-icu'"):
+        pytest.skip("PostgreSQL without ICU")
+    postgres_db.execute(
+        'CREATE TABLE words (w text COLLATE "und-x-icu" PRIMARY KEY);'
+        "INSERT INTO words VALUES ('a'), ('B'), ('c')"
+    )
+    connection = connect()
+    with pytest.raises(ServiceError, match=r"out of primary-key order at 'B'.*COLLATE \"C\""):
+        list(connection.stream("words", connection.describe("words")))
+
+
 def test_stream_applies_a_filter(vault, connect):
     vault(50)
     connection = connect("    page_size: 7")
@@ -490,4 +502,13 @@ def test_test_mode_contacts_nothing(vault, pipeline_file, environment, angles_cl
         result = angles_cli(command, path, "--test", "--format", "json")
         assert result.exit_code == 2
         assert all(c["message"].startswith("[TEST]") for c in result.json()["checks"])
+    assert environment.requests == []
+
+
+def test_a_page_larger_than_the_server_cap_is_refused_before_anything_runs(
+    pipeline, angles_cli, environment
+):
+    result = angles_cli("validate", pipeline("    page_size: 5000\n    retries: 0"))
+    assert result.exit_code == 3
+    assert "page_size" in result.output and "1000" in result.output
     assert environment.requests == []
