@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from angles.testing.github import github_server  # noqa: F401
+from angles.testing.notion import _angles_notion_server, notion_server  # noqa: F401
 from angles.testing.pipelines import (  # noqa: F401
     angles_cli,
     angles_plugins,
     pipeline_file,
     register_plugin,
 )
-from angles.testing.notion import _angles_notion_server, notion_server  # noqa: F401
 from angles.testing.postgres import postgres_admin_url, postgres_db, postgres_url  # noqa: F401
 from angles.testing.postgrest import (  # noqa: F401
     _postgrest_session_server,

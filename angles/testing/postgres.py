@@ -355,9 +355,25 @@ def postgres_url(postgres_admin_url: str) -> Iterator[str]:
         drop_database(postgres_admin_url, url)
 
 
+def drop_test_schemas(url: str) -> None:
+    """Drop every schema a test created, keeping ``public`` and Supabase's ``auth``."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        names = [
+            row[0]
+            for row in conn.execute(
+                "SELECT nspname FROM pg_namespace WHERE nspname NOT IN "
+                "('public', 'auth', 'information_schema') AND nspname NOT LIKE 'pg\\_%'"
+            )
+        ]
+        for name in names:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
+
+
 @pytest.fixture
 def postgres_db(postgres_url: str) -> PostgresDatabase:
-    """The session database with an empty ``public`` schema (recreated for each test)."""
+    """The session database as new for each test: an empty ``public`` schema and no
+    schema another test created."""
     database = PostgresDatabase(postgres_url)
+    drop_test_schemas(postgres_url)
     database.reset()
     return database

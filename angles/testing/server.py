@@ -8,6 +8,7 @@ matching requests (a status, a body, headers, a delay or a dropped connection).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -249,10 +250,8 @@ def _make_handler(service: ServiceServer) -> type[BaseHTTPRequestHandler]:
                 time.sleep(fault.delay)
             if fault and fault.drop:
                 self.close_connection = True
-                try:
+                with contextlib.suppress(OSError):
                     self.connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
                 return
             if fault and fault.status is not None:
                 response = Response(fault.status, fault.body, dict(fault.headers))

@@ -600,7 +600,9 @@ def test_verify_reports_an_unreadable_backup_and_checks_the_others(
     repo, angles_cli, pipeline_file, tmp_path, monkeypatch
 ) -> None:
     monkeypatch.setenv("GITHUB_TOKEN", repo.token)
-    path = pipeline_file(PIPELINE.format(url=repo.url).replace("part_size: 4096", "part_size: 1048576"))
+    path = pipeline_file(
+        PIPELINE.format(url=repo.url).replace("part_size: 4096", "part_size: 1048576")
+    )
     with closing(sqlite3.connect(tmp_path / "vault.db")) as db, db:
         db.execute("CREATE TABLE decision_vault (id TEXT PRIMARY KEY, decision TEXT)")
         db.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
