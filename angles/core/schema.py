@@ -203,9 +203,41 @@ def entry_schema(kind: str, cls: type) -> dict[str, Any]:
     return own
 
 
+#: A value written as a variable (``"${SUPABASE_URL}"``), substituted before validation.
+VARIABLE_VALUE = {"type": "string", "pattern": r"\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}"}
+
+
+def accept_variables(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with every scalar property also accepting a ``${VAR}`` placeholder.
+
+    The file an editor checks still holds the placeholders that angles substitutes
+    before it validates, so the editor's schema must let them through.
+    """
+    properties = schema.get("properties")
+    if isinstance(properties, dict):
+        for key, spec in properties.items():
+            if key == "type" or not isinstance(spec, dict):
+                continue
+            if spec.get("type") in ("object", "array") or "properties" in spec:
+                accept_variables(spec)
+                if isinstance(spec.get("items"), dict):
+                    accept_variables(spec["items"])
+                continue
+            inner = {k: v for k, v in spec.items() if k != "description"}
+            properties[key] = {
+                **({"description": spec["description"]} if "description" in spec else {}),
+                "anyOf": [inner, VARIABLE_VALUE],
+            }
+    return schema
+
+
 def build_schema(plugins: Plugins) -> dict[str, Any]:
-    """The pipeline schema with every installed plugin type, for validation and editors."""
-    schema = copy.deepcopy(CORE_SCHEMA)
+    """The pipeline schema with every installed plugin type, for editors.
+
+    Scalars also accept ``${VAR}`` placeholders; ``angles validate`` checks the values
+    after substitution, type by type.
+    """
+    schema = accept_variables(copy.deepcopy(CORE_SCHEMA))
     defs: dict[str, Any] = {}
     places = {
         "connection": schema["properties"]["connections"],
@@ -218,7 +250,7 @@ def build_schema(plugins: Plugins) -> dict[str, Any]:
         branches = []
         for type_name in registry:
             ref = f"{kind}.{type_name}"
-            defs[ref] = entry_schema(kind, registry.types[type_name])
+            defs[ref] = accept_variables(entry_schema(kind, registry.types[type_name]))
             branches.append(
                 {
                     "if": {"properties": {"type": {"const": type_name}}},

@@ -134,7 +134,17 @@ def test_schema_includes_plugin_types(angles_cli):
     assert "check.static" in schema["$defs"] and "check.sync_backlog" in schema["$defs"]
     static = schema["$defs"]["check.static"]
     assert static["additionalProperties"] is False
-    assert static["properties"]["status"]["enum"] == ["ok", "warning", "error"]
+    assert static["properties"]["status"]["anyOf"][0]["enum"] == ["ok", "warning", "error"]
+
+
+def test_the_editor_schema_accepts_placeholders_but_not_wrong_values(angles_cli):
+    from jsonschema import Draft202012Validator
+
+    validator = Draft202012Validator(json.loads(angles_cli("schema").stdout))
+    entry = {"name": "s", "type": "static", "status": "${STATUS:-ok}"}
+    assert list(validator.iter_errors({"version": 1, "checks": [entry]})) == []
+    wrong = {**entry, "status": "fine"}
+    assert list(validator.iter_errors({"version": 1, "checks": [wrong]}))
 
 
 def test_schema_validates_the_example_pipelines():
@@ -147,7 +157,7 @@ def test_schema_validates_the_example_pipelines():
     from ruamel.yaml import YAML
 
     root = Path(__file__).parents[2]
-    for name in ("examples/local.yaml",):
+    for name in ("angles.yaml", "examples/local.yaml"):
         document = YAML(typ="safe").load((root / name).read_text())
         errors = [e.message for e in validator.iter_errors(document)]
         assert errors == [], name
