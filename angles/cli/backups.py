@@ -36,6 +36,7 @@ def list_command(pipeline: Path, output_format: str) -> None:
         return
     for sink, rows in listing.items():
         echo(f"{sink}: {len(rows)} backup{'s' if len(rows) != 1 else ''}", bold=True)
+        width = max((len(row.name) for row in rows), default=0)
         for row in rows:
             if row.error:
                 echo(f"  {row.name}  DAMAGED: {row.error}", fg="red")
@@ -44,7 +45,7 @@ def list_command(pipeline: Path, output_format: str) -> None:
             note = "" if row.has_checksum else "  (no checksum: older format)"
             if row.pre_restore:
                 note += "  (saved before a restore)"
-            echo(f"  {row.name}  {count:>9} rows  {_size(row.size):>9}{note}")
+            echo(f"  {row.name:<{width}}  {count:>9} rows  {_size(row.size):>9}{note}")
 
 
 @command.command("verify")
@@ -68,7 +69,7 @@ def verify_command(args: tuple[str, ...], output_format: str) -> None:
     else:
         for result in results:
             echo(
-                f"{styled_status(result.status.value):<18} {result.sink}:{result.name}  {result.message}"
+                f"{styled_status(result.status.value, 7)} {result.sink}:{result.name}  {result.message}"
             )
         echo(f"{len(results)} backups checked: {styled_status(status.value)}")
     raise click.exceptions.Exit(status.exit_code)

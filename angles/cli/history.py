@@ -70,7 +70,7 @@ def _print_runs(pipeline: str, runs: list[dict[str, Any]]) -> None:
         failing += [b for b in run.get("backups", []) if b["status"] != "ok"]
         names = ", ".join(f"{c['name']} ({c['status']})" for c in failing) or "-"
         echo(
-            f"  {run['started_at']}  {styled_status(run['status']):<18} "
+            f"  {run['started_at']}  {styled_status(run['status'], 7)} "
             f"{run['duration_seconds']:>7.2f}s  {names}"
         )
 
@@ -80,7 +80,7 @@ def _print_check_runs(name: str, runs: list[dict[str, Any]]) -> None:
     for run in runs:
         [check] = [c for c in run["checks"] if c["name"] == name]
         echo(
-            f"  {run['started_at']}  {styled_status(check['status']):<18} "
+            f"  {run['started_at']}  {styled_status(check['status'], 7)} "
             f"{check['duration_seconds']:>7.2f}s  {check['message']}"
         )
 
@@ -92,7 +92,7 @@ def _print_states(states: dict[str, Any]) -> None:
     width = max(len(name) for name in states)
     for name in sorted(states):
         state = states[name]
-        line = f"  {styled_status(state.status.value):<18} {name:<{width}}"
+        line = f"  {styled_status(state.status.value, 7)} {name:<{width}}"
         if state.failing and state.failing_since is not None:
             runs = state.consecutive_failures
             line += (
