@@ -29,11 +29,6 @@ class Check(Plugin):
         """The connection named by this check's ``connection:`` key."""
         return self.context.connection(self.config["connection"])
 
-    @property
-    def timeout(self) -> float:
-        """Seconds this check may take (``timeout_seconds``, else the pipeline default)."""
-        return float(self.config.get("timeout_seconds") or self.context.default_timeout)
-
     def run(self) -> CheckResult:
         """Look, and return the result. Exceptions become error results."""
         raise NotImplementedError

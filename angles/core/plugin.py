@@ -34,6 +34,11 @@ class Plugin:
         self.config = config
         self.context = context
 
+    @property
+    def timeout(self) -> float:
+        """Seconds one operation may take: ``timeout_seconds``, else the pipeline default."""
+        return float(self.config.get("timeout_seconds") or self.context.default_timeout)
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
 

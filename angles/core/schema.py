@@ -74,6 +74,13 @@ COMMON_KEYS: dict[str, dict[str, Any]] = {
             "exclusiveMinimum": 0,
             "description": "Seconds a delivery may take (default: defaults.timeout_seconds).",
         },
+        "retries": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 5,
+            "description": "Attempts after a temporary failure: a 429 or 5xx answer, a timeout, "
+            "a 4xx mail reply (default 2).",
+        },
     },
 }
 

@@ -221,7 +221,7 @@ connections:
         "eq, neq, gt, gte, lt, lte, like, ilike, in, is",
         f"{prefix}:6: checks[2].connection: unknown connection 'missing'; defined: db",
         f"{prefix}:8: notifiers[0].extra: unknown key 'extra'; allowed: name, type, on, "
-        "failure_threshold, remind_every, timeout_seconds",
+        "failure_threshold, remind_every, timeout_seconds, retries",
         f"{prefix}:8: notifiers[0].on[0]: must be one of warning, error, recovery, always, got 'sometimes'",
         f"{prefix}:9: notifiers[1].remind_every: expected a duration such as 30m, 6h or 1d, got '6 hours'",
         f"{prefix}:9: notifiers[1].name: the name 'n' is used twice in notifiers",

@@ -109,7 +109,6 @@ class NotionConnection(Connection):
     def __init__(self, name: str, config: Any, context: Any) -> None:
         super().__init__(name, config, context)
         self.api_url: str = (config.get("api_url") or DEFAULT_API_URL).rstrip("/")
-        self.timeout = float(config.get("timeout_seconds") or context.default_timeout)
         self.limiter = RateLimiter(self.requests_per_second, self.burst)
         self._client: Client | None = None
         self._http: httpx.Client | None = None

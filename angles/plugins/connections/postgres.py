@@ -123,7 +123,6 @@ class PostgresConnection(Database):
         super().__init__(name, config, context)
         self.url: str = config["url"]
         self.schema_name: str = config.get("schema") or "public"
-        self.timeout = float(config.get("timeout_seconds") or context.default_timeout)
         self._local = threading.local()
         self._opened: list[psycopg.Connection[Any]] = []
         self._lock = threading.Lock()

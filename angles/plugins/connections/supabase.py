@@ -135,7 +135,6 @@ class SupabaseConnection(Database):
         self.url: str = config["url"].rstrip("/")
         self.schema: str = config.get("schema", "public")
         self.page_size = int(config.get("page_size", MAX_PAGE_SIZE))  # type: ignore[misc]
-        self.timeout = float(config.get("timeout_seconds") or context.default_timeout)
         self.retries = int(config.get("retries", 3))
         self._key: str = config["key"]
         self._lock = threading.Lock()

@@ -42,12 +42,6 @@ class HeartbeatNotifier(Notifier):
                 "enum": ["GET", "POST", "HEAD"],
                 "description": "The HTTP method (default POST, with the run's summary as body).",
             },
-            "retries": {
-                "type": "integer",
-                "minimum": 0,
-                "maximum": 5,
-                "description": "Attempts after a 429 or 5xx answer or a timeout (default 2).",
-            },
         },
     }
 
@@ -56,14 +50,14 @@ class HeartbeatNotifier(Notifier):
 
         method = self.config.get("method", "POST")
         body = self.context.redact(notification.text())[:MAX_BODY] if method == "POST" else None
-        timeout = float(self.config.get("timeout_seconds") or self.context.default_timeout)
+        timeout = self.timeout
         with self.context.http_client("Heartbeat", timeout=timeout) as client:
             request(
                 client,
                 method,
                 self.ping_url(int(notification.report.status.exit_code)),
                 service="Heartbeat",
-                retries=self.config.get("retries", 2),
+                retries=self.retries,
                 hint=hint,
                 redact=self.context.redact,
                 content=body.encode() if body is not None else None,

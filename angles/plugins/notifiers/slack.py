@@ -58,12 +58,6 @@ class SlackNotifier(Notifier):
                 "type": "string",
                 "description": "The sender icon, e.g. :rotating_light: (legacy webhooks only).",
             },
-            "retries": {
-                "type": "integer",
-                "minimum": 0,
-                "maximum": 5,
-                "description": "Attempts after a 429 or 5xx answer or a timeout (default 2).",
-            },
         },
     }
 
@@ -74,14 +68,14 @@ class SlackNotifier(Notifier):
         for key in ("username", "icon_emoji"):
             if key in self.config:
                 payload[key] = self.config[key]
-        timeout = float(self.config.get("timeout_seconds") or self.context.default_timeout)
+        timeout = self.timeout
         with self.context.http_client("Slack", timeout=timeout) as client:
             response = request(
                 client,
                 "POST",
                 self.config["webhook_url"],
                 service="Slack",
-                retries=self.config.get("retries", 2),
+                retries=self.retries,
                 hint=hint,
                 redact=self.context.redact,
                 json=payload,

@@ -71,12 +71,6 @@ class SMTPNotifier(Notifier):
                 "type": "string",
                 "description": "A PEM file of extra CA certificates to trust (a private relay).",
             },
-            "retries": {
-                "type": "integer",
-                "minimum": 0,
-                "maximum": 5,
-                "description": "Attempts after a temporary (4xx) failure (default 2).",
-            },
         },
     }
 
@@ -107,7 +101,7 @@ class SMTPNotifier(Notifier):
         import smtplib  # with ssl and email, slow to import: only when mail is sent
 
         message = self.build(notification)
-        retries = self.config.get("retries", 2)
+        retries = self.retries
         for attempt in range(retries + 1):
             try:
                 refused = self._deliver(message)
@@ -148,7 +142,7 @@ class SMTPNotifier(Notifier):
     def _deliver(self, message: EmailMessage) -> dict[str, tuple[int, bytes]]:
         import smtplib
 
-        timeout = float(self.config.get("timeout_seconds") or self.context.default_timeout)
+        timeout = self.timeout
         host = self.config["host"]
         ca_file = self.config.get("ca_file")
         context = tls_context(self.context.pipeline.resolve(ca_file) if ca_file else None)
@@ -183,7 +177,7 @@ class SMTPNotifier(Notifier):
         import ssl
 
         where = self.where
-        timeout = float(self.config.get("timeout_seconds") or self.context.default_timeout)
+        timeout = self.timeout
         if isinstance(exc, ssl.SSLCertVerificationError):
             return ServiceError(
                 SERVICE,

@@ -36,12 +36,6 @@ class WebhookNotifier(Notifier):
                 "description": 'Extra request headers, e.g. {Authorization: "Bearer ${HOOK_TOKEN}"}; '
                 "their values are secrets.",
             },
-            "retries": {
-                "type": "integer",
-                "minimum": 0,
-                "maximum": 5,
-                "description": "Attempts after a 429 or 5xx answer or a timeout (default 2).",
-            },
         },
     }
 
@@ -50,14 +44,14 @@ class WebhookNotifier(Notifier):
 
         headers = {"X-Angles-Test": "true"} if notification.test else {}
         headers.update(self.config.get("headers") or {})
-        timeout = float(self.config.get("timeout_seconds") or self.context.default_timeout)
+        timeout = self.timeout
         with self.context.http_client("Webhook", timeout=timeout) as client:
             request(
                 client,
                 self.config.get("method", "POST"),
                 self.config["url"],
                 service="Webhook",
-                retries=self.config.get("retries", 2),
+                retries=self.retries,
                 hint=hint,
                 redact=self.context.redact,
                 headers=headers,
