@@ -18,8 +18,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from angles import Check, CheckResult, hookimpl
-from angles.core.backup import BackupName
-from angles.core.backup.format import metadata_from_head
 from angles.core.notifier import format_duration
 
 
@@ -53,6 +51,8 @@ class BackupFreshnessCheck(Check):
     }
 
     def run(self) -> CheckResult:
+        from angles.core.backup.format import BackupName  # the engine loads only when used
+
         sink_name, table = self.config["sink"], self.config["table"]
         max_age_hours = float(self.config["max_age_hours"])
         sink = self.context.sink(sink_name)
@@ -100,6 +100,8 @@ class BackupFreshnessCheck(Check):
 
 def _record_count(sink: Any, name: str) -> int | None:
     """The record count from the file's first line; None when it cannot be read."""
+    from angles.core.backup.format import metadata_from_head
+
     try:
         metadata = metadata_from_head(sink.head(name))
     except Exception:
