@@ -1,7 +1,7 @@
 """Memory and time of a backup and a restore dry run, against a naive json.dump.
 
 For 100,000 and 1,000,000 rows of a decision_vault-like SQLite table, each case runs in
-its own process, which reports its peak RSS (``getrusage(RUSAGE_SELF)``) so cases do not
+its own process, which reports its peak RSS (``VmHWM``) so cases do not
 share a high-water mark:
 
 * ``backup``: ``run_backups`` to a local sink (count, stream, serialise, checksum, store);
@@ -19,15 +19,15 @@ peak RSS, and flat between 100k and 1M rows.
 from __future__ import annotations
 
 import json
-import resource
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from contextlib import closing
 from pathlib import Path
+
+from common import open_context, peak_rss_mb, write_vault
 
 SIZES = (100_000, 1_000_000)
 PIPELINE = {
@@ -42,51 +42,10 @@ PIPELINE = {
 }
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident set size (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def setup(folder: Path, rows: int) -> None:
-    """Write the pipeline and a table of ``rows`` rows."""
-    (folder / "angles.yaml").write_text(json.dumps(PIPELINE), encoding="utf-8")
-    with closing(sqlite3.connect(folder / "vault.db")) as db, db:
-        db.execute(
-            "CREATE TABLE decision_vault (id TEXT PRIMARY KEY, decision TEXT, type TEXT,"
-            " date TEXT, notion_synced BOOLEAN, notion_page_id TEXT, created_at TEXT,"
-            " updated_at TEXT)"
-        )
-        db.executemany(
-            "INSERT INTO decision_vault VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                (
-                    str(uuid.UUID(int=i * 7919 + 1)),
-                    f"Décision n° {i}: ship the sync worker — étape {i % 97} 🚀",
-                    ("Architecture", "Product", "Process", "Hiring")[i % 4],
-                    "2025-08-01",
-                    i % 3 != 0,
-                    None if i % 5 == 0 else uuid.UUID(int=i).hex,
-                    "2025-08-01T09:20:00+00:00",
-                    "2025-08-01T09:25:00+00:00",
-                )
-                for i in range(rows)
-            ),
-        )
-
-
-def context(folder: Path):
-    from angles.core.config import load_pipeline
-    from angles.core.context import Context
-    from angles.core.plugins import load_plugins
-
-    plugins = load_plugins()
-    return Context(load_pipeline(folder / "angles.yaml", plugins, environ={}), plugins)
-
-
 def case_backup(folder: Path) -> dict:
     from angles.core.backup import run_backups
 
-    with context(folder) as ctx:
+    with open_context(folder) as ctx:
         started = time.perf_counter()
         (run,) = run_backups(ctx)
         seconds = time.perf_counter() - started
@@ -98,7 +57,7 @@ def case_backup(folder: Path) -> dict:
 def case_restore(folder: Path) -> dict:
     from angles.core.backup import RestoreRequest, close_plan, prepare_restore
 
-    with context(folder) as ctx:
+    with open_context(folder) as ctx:
         started = time.perf_counter()
         plan = prepare_restore(ctx, RestoreRequest())
         seconds = time.perf_counter() - started
@@ -185,7 +144,7 @@ def main(sizes: tuple[int, ...]) -> None:
     for rows in sizes:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
-            setup(folder, rows)
+            write_vault(folder, PIPELINE, rows)
             for name in ("backup", "restore", "naive"):
                 result = run_case(name, folder)
                 note = f"file {result['file_mb']:.0f} MB" if "file_mb" in result else ""

@@ -15,18 +15,15 @@ stay the same whatever the row count. Target: peak RSS under 150 MB.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import resource
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
-from contextlib import closing
 from pathlib import Path
+
+from common import open_context, peak_rss_mb, write_vault
 
 SIZES = (100_000, 1_000_000)
 
@@ -51,59 +48,10 @@ def pipeline(url: str, token: str) -> dict:
     }
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident set size, in MB.
-
-    ``VmHWM`` rather than ``getrusage``: Linux carries ``ru_maxrss`` over ``exec``, so a
-    child would inherit the high-water mark of this process, which holds the server's data.
-    """
-    with contextlib.suppress(OSError), open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def setup(folder: Path, rows: int, url: str, token: str) -> None:
-    """Write the pipeline and a table of ``rows`` rows."""
-    (folder / "angles.yaml").write_text(json.dumps(pipeline(url, token)), encoding="utf-8")
-    with closing(sqlite3.connect(folder / "vault.db")) as db, db:
-        db.execute(
-            "CREATE TABLE decision_vault (id TEXT PRIMARY KEY, decision TEXT, type TEXT,"
-            " date TEXT, notion_synced BOOLEAN, notion_page_id TEXT, created_at TEXT,"
-            " updated_at TEXT)"
-        )
-        db.executemany(
-            "INSERT INTO decision_vault VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                (
-                    str(uuid.UUID(int=i * 7919 + 1)),
-                    f"Décision n° {i}: ship the sync worker — étape {i % 97} 🚀",
-                    ("Architecture", "Product", "Process", "Hiring")[i % 4],
-                    "2025-08-01",
-                    i % 3 != 0,
-                    None if i % 5 == 0 else uuid.UUID(int=i).hex,
-                    "2025-08-01T09:20:00+00:00",
-                    "2025-08-01T09:25:00+00:00",
-                )
-                for i in range(rows)
-            ),
-        )
-
-
-def context(folder: Path):
-    from angles.core.config import load_pipeline
-    from angles.core.context import Context
-    from angles.core.plugins import load_plugins
-
-    plugins = load_plugins()
-    return Context(load_pipeline(folder / "angles.yaml", plugins, environ={}), plugins)
-
-
 def case_backup(folder: Path) -> dict:
     from angles.core.backup import run_backups
 
-    with context(folder) as ctx:
+    with open_context(folder) as ctx:
         started = time.perf_counter()
         (run,) = run_backups(ctx)
         seconds = time.perf_counter() - started
@@ -114,7 +62,7 @@ def case_backup(folder: Path) -> dict:
 def case_verify(folder: Path) -> dict:
     from angles.core.backup import verify_backups
 
-    with context(folder) as ctx:
+    with open_context(folder) as ctx:
         started = time.perf_counter()
         (result,) = verify_backups(ctx)
         seconds = time.perf_counter() - started
@@ -161,7 +109,7 @@ def main(sizes: tuple[int, ...]) -> None:
             server.create_repo("acme", "backups")
             with tempfile.TemporaryDirectory() as tmp:
                 folder = Path(tmp)
-                setup(folder, rows, server.url, server.token)
+                write_vault(folder, pipeline(server.url, server.token), rows)
                 for name in ("backup", "verify"):
                     server.clear()
                     result = run_case(name, folder)
