@@ -56,11 +56,15 @@ _HEADER = re.compile(rb'^\{\s*"metadata"\s*:\s*(\{.*\})\s*,\s*"data"\s*:\s*\[\s*
 _STAMP_FORMAT = "%Y-%m-%d_%H-%M-%S"
 
 
+# One encoder for every row: json.dumps with options builds a new encoder on each call.
+_CANONICAL = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
+)
+
+
 def canonical(row: Mapping[str, Any]) -> bytes:
     """A row as the checksum covers it: compact JSON, sorted keys, UTF-8."""
-    return json.dumps(
-        row, ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
-    ).encode("utf-8")
+    return _CANONICAL.encode(row).encode("utf-8")
 
 
 def parse_timestamp(value: str) -> datetime:
