@@ -119,7 +119,12 @@ def merge(
             d = next(database_rows, None)
         else:
             row, current = b[2], d[2]
-            differ = tuple(c for c in columns if not same_value(row.get(c), current.get(c)))
+            # Equal rows (the usual case) skip the column-by-column comparison.
+            differ = (
+                ()
+                if row == current
+                else tuple(c for c in columns if not same_value(row.get(c), current.get(c)))
+            )
             if not differ:
                 kind = Kind.UNCHANGED
             elif updated_at and _later(current.get(updated_at), backup_time):
