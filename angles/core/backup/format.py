@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any, BinaryIO
 
+from angles.core import numbers
 from angles.core.connection import Row, TableSchema
 from angles.core.errors import BackupError
 
@@ -63,8 +64,16 @@ _CANONICAL = json.JSONEncoder(
 
 
 def canonical(row: Mapping[str, Any]) -> bytes:
-    """A row as the checksum covers it: compact JSON, sorted keys, UTF-8."""
-    return _CANONICAL.encode(row).encode("utf-8")
+    """A row as the checksum covers it: compact JSON, sorted keys, UTF-8.
+
+    Numbers wider than a float (Decimals) keep every digit.
+    """
+    try:
+        return _CANONICAL.encode(row).encode("utf-8")
+    except TypeError:
+        return numbers.dumps(
+            row, ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
+        ).encode("utf-8")
 
 
 def parse_timestamp(value: str) -> datetime:
@@ -344,7 +353,7 @@ class BackupFile:
 
     def _load(self, text: bytes, what: str) -> Any:
         try:
-            return json.loads(text)
+            return numbers.loads(text)
         except ValueError as exc:  # UnicodeDecodeError included
             line = self._line + getattr(exc, "lineno", 1) - 1
             raise self._damaged(f"{what} is not valid JSON (line {line}: {exc})") from exc

@@ -20,7 +20,6 @@ flat and the uncommitted writes of a live restore never show up in the rows it c
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
+from angles.core import numbers
 from angles.core.connection import Database, Row, TableSchema
 from angles.core.errors import ServiceError
 from angles.core.filters import Filter
@@ -311,7 +311,7 @@ class PostgresConnection(Database):
             f"SELECT row_to_json({_ROW})::text FROM {self._qualified(table)} AS {_ROW} "
             f"WHERE {condition}" + (f" ORDER BY {order}" if order else "") + " LIMIT %s"
         )
-        return [json.loads(text) for (text,) in self._fetch(sql, [*params, limit], table)]
+        return [numbers.loads(text) for (text,) in self._fetch(sql, [*params, limit], table)]
 
     def upsert(
         self, table: str, schema: TableSchema, rows: Iterable[Row], batch_size: int = 500
@@ -385,7 +385,7 @@ class PostgresConnection(Database):
                 f"SELECT {names} FROM json_populate_recordset(NULL::{target}, %s::json) "
                 f"ON CONFLICT ({', '.join(map(quote, schema.primary_key))}) {action}"
             )
-            payload = json.dumps(
+            payload = numbers.dumps(
                 [{c: row[c] for c in columns} for row in rows],
                 ensure_ascii=False,
                 separators=(",", ":"),
@@ -509,7 +509,7 @@ def _row_decoder(names: list[str] | None) -> Any:
     COPY escapes backslashes and control characters; they are undone only on the lines
     that have any. With ``names`` the line is a JSON array of the values in that order.
     """
-    loads = json.loads
+    loads = numbers.loads
 
     def decode(line: bytes) -> Row:
         if b"\\" in line:

@@ -21,13 +21,14 @@ so a restore could not match rows with it.
 from __future__ import annotations
 
 import contextlib
-import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
 
+from angles.core import numbers
 from angles.core.connection import Database, Row, TableSchema
 from angles.core.errors import ServiceError
 from angles.core.filters import Filter
@@ -234,7 +235,7 @@ class SQLiteConnection(Database):
                 value = values[i]
                 if isinstance(value, str):
                     with contextlib.suppress(ValueError):  # not JSON after all: keep the text
-                        row[names[i]] = json.loads(value)
+                        row[names[i]] = numbers.loads(value)
             return row
 
         return decode
@@ -254,14 +255,16 @@ def _encoder(declared: str) -> Any:
         def encode_json(value: Any) -> Any:
             if value is None:
                 return None
-            return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+            return numbers.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
         return encode_json
     is_blob = "blob" in declared
 
     def encode(value: Any) -> Any:
         if isinstance(value, dict | list):
-            return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+            return numbers.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        if isinstance(value, Decimal):
+            return str(value)  # SQLite's column affinity makes it a number where declared
         if is_blob and isinstance(value, str) and value.startswith("\\x"):
             try:
                 return bytes.fromhex(value[2:])

@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
+from angles.core import numbers
 from angles.core.connection import Database, Row, TableSchema
 from angles.core.errors import ServiceError
 from angles.core.filters import Filter
@@ -373,7 +374,16 @@ class SupabaseConnection(Database):
                 hint="declare a primary key",
                 table=table,
             )
-        columns = ",".join(_select_name(c) for c in schema.columns)
+        # numeric and JSON columns come as text, read here: the client would read their
+        # numbers as floats and round the ones wider than a float.
+        exact = {
+            c: numbers.number_from_text if kind.startswith("numeric") else numbers.loads
+            for c, kind in schema.columns.items()
+            if kind.startswith("numeric") or kind in ("json", "jsonb")
+        }
+        columns = ",".join(
+            _select_name(c) + ("::text" if c in exact else "") for c in schema.columns
+        )
         key_of = operator.itemgetter(*key)
         what = f"reading {table!r}"
         total: int | None = None
@@ -394,6 +404,10 @@ class SupabaseConnection(Database):
             if total is None:
                 total = response.count if response.count is not None else -1
             rows: list[Row] = response.data
+            for row in rows if exact else ():
+                for column, read in exact.items():
+                    if isinstance(row[column], str):
+                        row[column] = read(row[column])
             # httpx keeps each response in a reference cycle (with its stream): collect the
             # young generations now, or the bodies pile up until a full collection.
             del response
@@ -460,7 +474,8 @@ class SupabaseConnection(Database):
         written = 0
         batch: list[Row] = []
         keys: set[tuple[Any, ...]] = set()
-        for row in rows:
+        for original in rows:
+            row = {column: numbers.jsonable(value) for column, value in original.items()}
             row_key = tuple(_hashable(row.get(c)) for c in key)
             if row_key in keys or len(batch) >= batch_size:
                 written += self._write(table, key, batch)
