@@ -59,7 +59,7 @@ def jsonable(value: Any) -> Any:
 
 def loads(text: str | bytes) -> Any:
     """``json.loads``, with numbers read by :func:`exact_number`."""
-    return json.loads(text, parse_float=exact_number)
+    return _DECODER.decode(text.decode() if isinstance(text, bytes) else text)
 
 
 def dumps(value: Any, **options: Any) -> str:
@@ -87,6 +87,10 @@ def dumps(value: Any, **options: Any) -> str:
     for index, number in enumerate(numbers):
         text = text.replace(f'"\\u0000{nonce}:{index}\\u0000"', number, 1)
     return text
+
+
+# One decoder for every call: json.loads with options builds a new decoder on each.
+_DECODER = json.JSONDecoder(parse_float=exact_number)
 
 
 def _has_decimal(value: Any) -> bool:
