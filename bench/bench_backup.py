@@ -27,7 +27,7 @@ import time
 from contextlib import closing
 from pathlib import Path
 
-from common import open_context, peak_rss_mb, write_vault
+from common import open_context, peak_rss_mb, timed_backup, write_vault
 
 SIZES = (100_000, 1_000_000)
 PIPELINE = {
@@ -43,13 +43,7 @@ PIPELINE = {
 
 
 def case_backup(folder: Path) -> dict:
-    from angles.core.backup import run_backups
-
-    with open_context(folder) as ctx:
-        started = time.perf_counter()
-        (run,) = run_backups(ctx)
-        seconds = time.perf_counter() - started
-    assert run.status.value == "ok", run.message
+    run, seconds = timed_backup(folder)
     size = (folder / "backups" / run.files[0]["name"]).stat().st_size
     return {"seconds": seconds, "rows": run.record_count, "file_mb": size / 2**20}
 

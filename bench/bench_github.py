@@ -23,7 +23,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from common import open_context, peak_rss_mb, write_vault
+from common import open_context, peak_rss_mb, timed_backup, write_vault
 
 SIZES = (100_000, 1_000_000)
 
@@ -49,13 +49,7 @@ def pipeline(url: str, token: str) -> dict:
 
 
 def case_backup(folder: Path) -> dict:
-    from angles.core.backup import run_backups
-
-    with open_context(folder) as ctx:
-        started = time.perf_counter()
-        (run,) = run_backups(ctx)
-        seconds = time.perf_counter() - started
-    assert run.status.value == "ok", run.message
+    run, seconds = timed_backup(folder)
     return {"seconds": seconds, "rows": run.record_count, "file": run.files[0]["name"]}
 
 

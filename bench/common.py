@@ -6,6 +6,7 @@ import contextlib
 import json
 import resource
 import sqlite3
+import time
 import uuid
 from contextlib import closing
 from pathlib import Path
@@ -50,6 +51,18 @@ def write_vault(folder: Path, pipeline: dict[str, Any], rows: int) -> None:
                 for i in range(rows)
             ),
         )
+
+
+def timed_backup(folder: Path) -> tuple[Any, float]:
+    """Run the pipeline's one backup; its result and the seconds it took."""
+    from angles.core.backup import run_backups
+
+    with open_context(folder) as context:
+        started = time.perf_counter()
+        (run,) = run_backups(context)
+        seconds = time.perf_counter() - started
+    assert run.status.value == "ok", run.message
+    return run, seconds
 
 
 def open_context(folder: Path):

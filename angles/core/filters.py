@@ -53,11 +53,6 @@ class Filter:
     text: str
     conditions: tuple[Condition, ...]
 
-    @property
-    def columns(self) -> list[str]:
-        """The columns the filter reads."""
-        return [c.column for c in self.conditions]
-
     def query_params(self) -> list[tuple[str, str]]:
         """The filter as PostgREST query parameters."""
         return [(c.column, c.query_value()) for c in self.conditions]

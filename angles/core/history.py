@@ -473,12 +473,6 @@ def record_run(context: Context, report: RunReport) -> bool:
     return True
 
 
-def recent_runs(location: str, pipeline: str, limit: int = 20) -> list[dict[str, Any]]:
-    """The newest runs of a pipeline, newest first, as stored reports."""
-    with StateStore.open(location) as store:
-        return store.runs(pipeline, limit)
-
-
 def _one_line(exc: BaseException) -> str:
     from angles.core.runner import one_line
 
