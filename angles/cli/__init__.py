@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import click
 
 from angles.core.errors import AnglesError, ExitCode
+from angles.core.version import DISTRIBUTION
 
 #: command name -> module under angles.cli
 COMMANDS = {
@@ -61,7 +62,7 @@ def _plugin_commands(ctx: click.Context) -> dict[str, click.Command]:
 
 
 @click.group(cls=AnglesGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="angles")
+@click.version_option(package_name=DISTRIBUTION)
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:

@@ -83,24 +83,15 @@ def load_pipeline(
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
-    """``KEY=value`` lines of a ``.env`` file (``export``, quotes and comments allowed)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
+    """The variables of a ``.env`` file, read as python-dotenv (and docker compose) read it.
+
+    ``KEY=  # comment`` is empty; a line without ``=`` sets nothing.
+    """
+    if not path.is_file():
         return {}
-    values = {}
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.removeprefix("export ").partition("=")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        elif " #" in value:
-            value = value.split(" #", 1)[0].rstrip()
-        values[key.strip()] = value
-    return values
+    from dotenv import dotenv_values
+
+    return {key: value for key, value in dotenv_values(path).items() if value is not None}
 
 
 class _Loader:
@@ -206,15 +197,16 @@ class _Loader:
         from ruamel.yaml.scalarstring import ScalarString
 
         missing: list[str] = []
+        empty: list[str] = []
 
         def replace(match: re.Match[str]) -> str:
             if match.group(0) == "$$":
                 return "$"
             name, default = match.group(1), match.group(2)
             found = self.environ.get(name)
-            if found is None or (found == "" and default is not None):
+            if not found:
                 if default is None:
-                    missing.append(name)
+                    (missing if found is None else empty).append(name)
                     return ""
                 found = default
             if is_secret_name(name) and found:
@@ -222,14 +214,22 @@ class _Loader:
             return found
 
         result = VARIABLE.sub(replace, value)
+        line = self._line(lines, path)
         for name in missing:
-            line = self._line(lines, path)
             self.problem(
                 file,
                 line,
                 path,
                 f"variable {name} is not set: export it, add it to .env beside the pipeline, "
                 f"or write ${{{name}:-default}}",
+            )
+        for name in empty:
+            self.problem(
+                file,
+                line,
+                path,
+                f"variable {name} is empty: give it a value (in .env beside the pipeline or the "
+                f"environment), or write ${{{name}:-}} where empty is meant",
             )
         whole = VARIABLE.fullmatch(value) and value != "$$"
         if whole and not isinstance(value, ScalarString):

@@ -16,8 +16,11 @@ from pathlib import Path
 from angles.core.errors import AnglesError, PipelineError
 from angles.core.pipeline import Pipeline
 from angles.core.redact import is_secret_name
+from angles.core.version import requirement
 
 KINDS = ("cron", "systemd", "github-actions", "kubernetes")
+#: The official Python image; the CronJob installs the pinned release into it.
+KUBERNETES_IMAGE = "python:3.12-slim"
 MACROS = {
     "@yearly": "0 0 1 1 *",
     "@annually": "0 0 1 1 *",
@@ -177,6 +180,7 @@ def _cron(pipeline: Pipeline) -> str:
 # (cronie, busybox); elsewhere set the machine's time zone to UTC or convert the hours.
 # flock skips a run while the previous one is still going. The variables the pipeline
 # uses come from {folder / ".env"}.
+# It runs {requirement()}; on another machine: pipx install '{requirement()}'.
 CRON_TZ=UTC
 {five_fields(pipeline.schedule)} cd {folder} && mkdir -p {lock.parent} {log.parent} && flock -n {lock} {_angles_command()} run {pipeline.path.name} >> {log} 2>&1
 """
@@ -189,6 +193,7 @@ def _systemd(pipeline: Pipeline) -> str:
     command = _angles_command()
     header = f"""\
 # angles: the "{pipeline.name}" pipeline at "{pipeline.schedule}" (UTC).
+# It runs {requirement()}; on another machine: pipx install '{requirement()}'.
 # Save the parts below as the files they name, then:
 #   systemctl daemon-reload && systemctl enable --now """
     if calendar is None:
@@ -313,7 +318,7 @@ jobs:
       - uses: actions/setup-python@v5
         with:
           python-version: "3.12"
-      - run: pip install angles
+      - run: pip install {requirement()}
 {cache}      - name: angles run
         run: angles run {path}
         env:
@@ -339,7 +344,8 @@ def _kubernetes(pipeline: Pipeline) -> str:
 # The pipeline files go into a ConfigMap:
 #   kubectl create configmap angles-{slug}-pipeline {from_files}
 # Fill in the Secret below (or: kubectl create secret generic angles-{slug} --from-env-file=.env),
-# set the image to one with angles installed, then: kubectl apply -f this-file.yaml
+# then: kubectl apply -f this-file.yaml. The job installs {requirement()} into the official
+# Python image at each run; an image of your own with it preinstalled starts faster.
 {state_note}apiVersion: v1
 kind: Secret
 metadata:
@@ -369,12 +375,15 @@ spec:
           restartPolicy: Never
           containers:
             - name: angles
-              image: ghcr.io/OWNER/angles:latest
+              image: {KUBERNETES_IMAGE}
               # Copied out of the read-only ConfigMap: relative paths (state, logs) are
               # taken from the pipeline's folder, which must be writable.
               command: ["sh", "-c"]
               args:
-                - cp /etc/angles/* /var/lib/angles/ && exec angles run /var/lib/angles/{pipeline.path.name}
+                - >-
+                  pip install --quiet --no-cache-dir --root-user-action=ignore '{requirement()}'
+                  && cp /etc/angles/* /var/lib/angles/
+                  && exec angles run /var/lib/angles/{pipeline.path.name}
               workingDir: /var/lib/angles
               envFrom:
                 - secretRef:

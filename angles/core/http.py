@@ -20,13 +20,9 @@ Hint = str | Callable[[httpx.Response | None], str | None] | None
 
 
 def user_agent() -> str:
-    from importlib import metadata
+    from angles.core.version import version
 
-    try:
-        version = metadata.version("angles")
-    except metadata.PackageNotFoundError:
-        version = "dev"
-    return f"angles/{version}"
+    return f"angles/{version()}"
 
 
 def http_client(service: str, *, timeout: float = 30.0, **options: Any) -> httpx.Client:

@@ -6,7 +6,6 @@ import importlib
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from importlib import metadata
 from typing import Any
 
 import pluggy
@@ -18,6 +17,7 @@ from angles.core.errors import PluginError
 from angles.core.notifier import Notifier
 from angles.core.plugin import Plugin
 from angles.core.sink import Sink
+from angles.core.version import DISTRIBUTION, version
 
 ENTRY_POINT_GROUP = "angles"
 DISABLE_VARIABLE = "ANGLES_DISABLE_PLUGINS"
@@ -153,7 +153,7 @@ class Plugins:
     def describe(self) -> list[dict[str, Any]]:
         """Every plugin: name, package, version and the types it adds per kind."""
         distributions = {id(plugin): dist for plugin, dist in self.manager.list_plugin_distinfo()}
-        angles_version = _version("angles")
+        angles_version = version()
         rows = []
         for name, plugin in sorted(self.manager.list_name_plugin(), key=lambda item: item[0]):
             if plugin is None:
@@ -166,7 +166,7 @@ class Plugins:
             rows.append(
                 {
                     "name": name,
-                    "package": dist.project_name if dist else "angles",
+                    "package": dist.project_name if dist else DISTRIBUTION,
                     "version": dist.version if dist else angles_version,
                     "types": {kind: t for kind, t in types.items() if t},
                 }
@@ -201,10 +201,3 @@ def _import(module_name: str) -> Any:
             f"cannot import plugin {module_name!r}: {exc}",
             hint=f"check {EXTRA_VARIABLE}, or disable it with {DISABLE_VARIABLE}",
         ) from exc
-
-
-def _version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "unknown"

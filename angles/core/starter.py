@@ -2,27 +2,98 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from angles.core.errors import AnglesError
 
-ENV_EXAMPLE = """\
-# Copy to .env beside angles.yaml (never commit it) and fill in.
-SUPABASE_URL=https://your-project.supabase.co
-SUPABASE_KEY=                # the service_role key: backups read every row
-NOTION_API_KEY=
-NOTION_DATABASE_ID=
-GITHUB_REPOSITORY=owner/angles-backup
-GITHUB_TOKEN=                # a token allowed to write contents of that repository
-SLACK_WEBHOOK_URL=
-SMTP_SERVER=
-SMTP_PORT=587
-SMTP_USERNAME=
-SMTP_PASSWORD=
-EMAIL_RECIPIENT=
+#: What each variable of a starter pipeline holds, for ``.env.example``.
+VARIABLE_NOTES = {
+    "SUPABASE_URL": "The project URL, https://<project>.supabase.co",
+    "SUPABASE_KEY": "The service_role key: backups read every row",
+    "NOTION_API_KEY": "An internal integration's secret, shared with the database",
+    "NOTION_DATABASE_ID": "The id of the Notion database the table is synced into",
+    "GITHUB_REPOSITORY": "owner/name of the repository that keeps the backups",
+    "GITHUB_OWNER": "The owner of the backup repository",
+    "GITHUB_TOKEN": "A token allowed to write the contents of that repository",
+    "SLACK_WEBHOOK_URL": "A Slack incoming webhook URL",
+    "SMTP_SERVER": "The mail relay's host name",
+    "SMTP_PORT": "587 for STARTTLS, 465 for implicit TLS",
+    "SMTP_USERNAME": "The mail relay login",
+    "SMTP_PASSWORD": "The mail relay password",
+    "EMAIL_RECIPIENT": "Who receives the alerts",
+}
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+GITIGNORE = """\
+# Written by angles init: secrets and what angles writes while it runs.
+.env
+logs/
+.angles/
 """
+
+
+def example_pipeline() -> str:
+    """The embedded default pipeline (a SQLite vault, a local sink, the console)."""
+    return _example_file("local.yaml")
+
+
+def write_example_vault(path: Path) -> None:
+    """Create the example vault, a SQLite file with a ``decision_vault`` table."""
+    import sqlite3
+
+    path.unlink(missing_ok=True)
+    with contextlib.closing(sqlite3.connect(path)) as database:
+        database.executescript(_example_file("vault.sql"))
+        database.commit()
+
+
+def extend_gitignore(path: Path) -> bool:
+    """Add what must not be committed (``.env``, logs, state) to ``.gitignore``.
+
+    Lines already there are kept; returns whether the file changed.
+    """
+    present = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    wanted = GITIGNORE.splitlines()
+    missing = [line for line in wanted[1:] if line not in present]
+    if not missing:
+        return False
+    text = "\n".join([*present, *(wanted[:1] if not present else []), *missing]) + "\n"
+    path.write_text(text, encoding="utf-8")
+    return True
+
+
+def _example_file(name: str) -> str:
+    from importlib.resources import files
+
+    return files("angles").joinpath("examples", name).read_text(encoding="utf-8")
+
+
+def env_example(pipeline_text: str) -> str:
+    """A ``.env.example`` listing every variable ``pipeline_text`` uses, each with a note.
+
+    Notes stand on lines of their own: ``KEY=  # note`` would make the note the value for
+    readers that do not strip comments (systemd's ``EnvironmentFile=``).
+    """
+    lines = ["# Copy to .env beside angles.yaml (never commit it) and fill in."]
+    seen: set[str] = set()
+    for match in _VARIABLE.finditer(pipeline_text):
+        name, default = match.group(1), match.group(2)
+        if name in seen:
+            continue
+        seen.add(name)
+        lines += ["", f"# {VARIABLE_NOTES.get(name, 'Used by the pipeline')}"]
+        lines.append(f"{name}={default or _EXAMPLE_VALUES.get(name, '')}")
+    return "\n".join(lines) + "\n"
+
+
+_EXAMPLE_VALUES = {
+    "SUPABASE_URL": "https://your-project.supabase.co",
+    "GITHUB_REPOSITORY": "owner/angles-backup",
+}
 
 
 @dataclass

@@ -23,17 +23,15 @@ import secrets
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, unquote, urlencode
 
-import pytest
-
 from angles.testing.server import Fault, RecordedRequest, Response, ServiceServer
 
-__all__ = ["GitCommitObject", "GitHubRepo", "GitHubServer", "GitHubToken", "github_server"]
+__all__ = ["GitCommitObject", "GitHubRepo", "GitHubServer", "GitHubToken"]
 
 DOCS = "https://docs.github.com/rest"
 EMPTY_TREE_SHA = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
@@ -1521,13 +1519,3 @@ class GitHubServer(ServiceServer):
 
 def _node_id(kind: str, key: str) -> str:
     return base64.b64encode(f"{kind}_{key}".encode()).decode().rstrip("=")
-
-
-@pytest.fixture
-def github_server() -> Iterator[GitHubServer]:
-    """A fresh :class:`GitHubServer` for one test (starting one takes milliseconds).
-
-    Give PyGithub ``base_url=github_server.url`` and ``auth=Auth.Token(github_server.token)``.
-    """
-    with GitHubServer() as server:
-        yield server

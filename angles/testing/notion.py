@@ -27,13 +27,11 @@ import re
 import secrets
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import quote, unquote
-
-import pytest
 
 from angles.testing.server import Fault, RateLimiter, RecordedRequest, Response, ServiceServer
 
@@ -41,7 +39,6 @@ __all__ = [
     "API_VERSION",
     "ERROR_STATUS",
     "NotionServer",
-    "notion_server",
 ]
 
 API_VERSION = "2025-09-03"
@@ -1078,19 +1075,3 @@ def _json_body(request: RecordedRequest) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise _validation("body should be an object", body)
     return body
-
-
-# -- pytest fixtures -----------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def _angles_notion_server() -> Iterator[NotionServer]:
-    with NotionServer() as server:
-        yield server
-
-
-@pytest.fixture
-def notion_server(_angles_notion_server: NotionServer) -> NotionServer:
-    """A Notion API imitation, emptied (data, log, faults, rate limit) for each test."""
-    _angles_notion_server.reset()
-    return _angles_notion_server

@@ -28,7 +28,6 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-import pytest
 from psycopg import sql
 
 __all__ = [
@@ -41,9 +40,6 @@ __all__ = [
     "ensure_postgres",
     "ensure_supabase_roles",
     "grant_supabase_roles",
-    "postgres_admin_url",
-    "postgres_db",
-    "postgres_url",
     "reset_schema",
 ]
 
@@ -326,35 +322,6 @@ class PostgresDatabase:
         reset_schema(self.url, schema)
 
 
-# -- fixtures ----------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def postgres_admin_url() -> str:
-    """A superuser URL for the local server (database ``postgres``).
-
-    Skips the test when PostgreSQL is not installed, unless ``CI`` is set: then it fails.
-    """
-    try:
-        return ensure_postgres()
-    except PostgresUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL is required when CI is set: {exc}", pytrace=False)
-        pytest.skip(f"PostgreSQL is not available: {exc}")
-
-
-@pytest.fixture(scope="session")
-def postgres_url(postgres_admin_url: str) -> Iterator[str]:
-    """The URL of a fresh database (random name, superuser login), dropped after the session."""
-    url = create_database(postgres_admin_url)
-    with psycopg.connect(url, autocommit=True) as conn:
-        ensure_supabase_roles(conn)
-    try:
-        yield url
-    finally:
-        drop_database(postgres_admin_url, url)
-
-
 def drop_test_schemas(url: str) -> None:
     """Drop every schema a test created, keeping ``public`` and Supabase's ``auth``."""
     with psycopg.connect(url, autocommit=True) as conn:
@@ -367,13 +334,3 @@ def drop_test_schemas(url: str) -> None:
         ]
         for name in names:
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
-
-
-@pytest.fixture
-def postgres_db(postgres_url: str) -> PostgresDatabase:
-    """The session database as new for each test: an empty ``public`` schema and no
-    schema another test created."""
-    database = PostgresDatabase(postgres_url)
-    drop_test_schemas(postgres_url)
-    database.reset()
-    return database

@@ -33,11 +33,9 @@ from typing import Any
 from urllib.parse import unquote
 
 import psycopg
-import pytest
 from psycopg import sql
 
 from angles.testing.postgres import (
-    PostgresDatabase,
     ensure_supabase_roles,
     grant_supabase_roles,
 )
@@ -50,8 +48,6 @@ __all__ = [
     "decode_jwt",
     "encode_jwt",
     "fuzzy_match",
-    "postgrest",
-    "postgrest_factory",
 ]
 
 DEFAULT_JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"
@@ -1866,56 +1862,3 @@ def _openapi_parameters() -> dict[str, Any]:
         "offset": query("offset", "Limiting and Pagination"),
         "limit": query("limit", "Limiting and Pagination"),
     }
-
-
-# --------------------------------------------------------------------------------------------
-# Fixtures
-# --------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def _postgrest_session_server(postgres_url: str) -> Iterator[PostgrestServer]:
-    server = PostgrestServer(postgres_url)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def postgrest(
-    _postgrest_session_server: PostgrestServer, postgres_db: PostgresDatabase
-) -> PostgrestServer:
-    """A running :class:`PostgrestServer` over ``postgres_db`` (empty ``public`` schema).
-
-    One server serves the session; each test gets it with its requests, faults and options
-    reset. ``postgrest.url`` goes to ``supabase.create_client(url, key)`` with
-    ``postgrest.service_role_key`` or ``postgrest.anon_key``.
-    """
-    _postgrest_session_server.reset()
-    return _postgrest_session_server
-
-
-@pytest.fixture
-def postgrest_factory(
-    postgres_db: PostgresDatabase,
-) -> Iterator[Callable[..., PostgrestServer]]:
-    """Start extra servers over ``postgres_db`` with other options; they stop after the test.
-
-    ``postgrest_factory(max_rows=2, schemas=["public", "private"], jwt_secret="...")``
-    takes the keyword arguments of :class:`PostgrestServer`.
-    """
-    servers: list[PostgrestServer] = []
-
-    def make(**options: Any) -> PostgrestServer:
-        server = PostgrestServer(postgres_db.url, **options)
-        server.start()
-        servers.append(server)
-        return server
-
-    try:
-        yield make
-    finally:
-        for server in servers:
-            server.stop()

@@ -13,16 +13,14 @@ import json
 import math
 import secrets
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-import pytest
-
 from angles.testing.server import Fault, RateLimiter, RecordedRequest, Response, ServiceServer
 
-__all__ = ["SlackDelivery", "SlackWebhookServer", "slack_server"]
+__all__ = ["SlackDelivery", "SlackWebhookServer"]
 
 MAX_BLOCKS = 50
 MAX_ATTACHMENTS = 100
@@ -277,19 +275,3 @@ def _valid_block(block: Any) -> bool:
     if kind in ("actions", "rich_text"):
         return isinstance(block.get("elements"), list) and bool(block["elements"])
     return True
-
-
-# -- pytest fixtures -----------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def _angles_slack_server() -> Iterator[SlackWebhookServer]:
-    with SlackWebhookServer() as server:
-        yield server
-
-
-@pytest.fixture
-def slack_server(_angles_slack_server: SlackWebhookServer) -> SlackWebhookServer:
-    """A Slack incoming-webhook imitation, emptied (messages, hooks, faults) for each test."""
-    _angles_slack_server.reset()
-    return _angles_slack_server

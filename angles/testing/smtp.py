@@ -25,13 +25,11 @@ import ssl
 import tempfile
 import threading
 import warnings
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Literal
 
-import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from cryptography import x509
@@ -46,10 +44,6 @@ __all__ = [
     "SMTPServer",
     "free_port",
     "make_certificate",
-    "silent_smtp_server",
-    "smtp_server",
-    "smtp_server_factory",
-    "unavailable_smtp_server",
 ]
 
 Mode = Literal["starttls", "ssl", "none"]
@@ -403,72 +397,3 @@ class RawSMTPServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
-
-
-# -- pytest fixtures -----------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def _angles_smtp_certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
-    return make_certificate(tmp_path_factory.mktemp("angles-smtp-cert"))
-
-
-@pytest.fixture(scope="session")
-def _angles_smtp_server(_angles_smtp_certificate: Certificate) -> Iterator[SMTPServer]:
-    with SMTPServer("starttls", certificate=_angles_smtp_certificate) as server:
-        yield server
-
-
-@pytest.fixture
-def smtp_server_factory(
-    _angles_smtp_certificate: Certificate,
-) -> Iterator[Callable[..., SMTPServer]]:
-    """Start more servers: ``smtp_server_factory("ssl", password="x")`` returns a started one.
-
-    They share the session's certificate and are stopped after the test.
-    """
-    started: list[SMTPServer] = []
-
-    def factory(mode: Mode = "starttls", **options: Any) -> SMTPServer:
-        options.setdefault("certificate", _angles_smtp_certificate)
-        server = SMTPServer(mode, **options).start()
-        started.append(server)
-        return server
-
-    yield factory
-    for server in started:
-        server.stop()
-
-
-@pytest.fixture
-def smtp_server(
-    request: pytest.FixtureRequest,
-    _angles_smtp_server: SMTPServer,
-    smtp_server_factory: Callable[..., SMTPServer],
-) -> SMTPServer:
-    """A STARTTLS + AUTH mail server, emptied for each test.
-
-    Parametrise indirectly for another mode:
-    ``@pytest.mark.parametrize("smtp_server", ["ssl", "none"], indirect=True)``.
-    """
-    mode = getattr(request, "param", "starttls")
-    if mode != "starttls":
-        return smtp_server_factory(mode)
-    _angles_smtp_server.reset()
-    return _angles_smtp_server
-
-
-@pytest.fixture
-def silent_smtp_server() -> Iterator[RawSMTPServer]:
-    """A server that accepts connections and never sends a greeting."""
-    with RawSMTPServer() as server:
-        yield server
-
-
-@pytest.fixture
-def unavailable_smtp_server() -> Iterator[RawSMTPServer]:
-    """A server that greets with ``421 4.3.2 Service not available`` and hangs up."""
-    with RawSMTPServer(
-        "421 4.3.2 mx.angles.test Service not available, closing transmission channel\r\n"
-    ) as server:
-        yield server

@@ -9,13 +9,10 @@ receivers answer, and is kept in ``requests``. ``fail()`` from
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-
-import pytest
 
 from angles.testing.server import RecordedRequest, Response, ServiceServer
 
-__all__ = ["WebhookReceiver", "webhook_server"]
+__all__ = ["WebhookReceiver"]
 
 
 class WebhookReceiver(ServiceServer):
@@ -40,16 +37,3 @@ class WebhookReceiver(ServiceServer):
         if self._known is not None and not any(re.search(p, request.path) for p in self._known):
             return Response(404, "not found", {"Content-Type": "text/plain"})
         return Response(200, "OK", {"Content-Type": "text/plain; charset=utf-8"})
-
-
-@pytest.fixture(scope="session")
-def _angles_webhook_server() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver() as server:
-        yield server
-
-
-@pytest.fixture
-def webhook_server(_angles_webhook_server: WebhookReceiver) -> WebhookReceiver:
-    """An HTTP receiver on 127.0.0.1 answering 200 to everything, emptied for each test."""
-    _angles_webhook_server.reset()
-    return _angles_webhook_server

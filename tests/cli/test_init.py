@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -111,3 +112,55 @@ def test_from_config_bad_json_names_the_line(angles_cli, tmp_path):
 
 def test_example_config_is_the_shared_one():
     assert json.loads(EXAMPLE_CONFIG.read_text())["scheduler"]["run_time"] == "03:00"
+
+
+def test_env_example_keeps_notes_on_lines_of_their_own(angles_cli, tmp_path):
+    assert angles_cli("init").exit_code == 0
+    assignments = [
+        line for line in (tmp_path / ".env.example").read_text().splitlines() if "=" in line
+    ]
+    assert assignments and not [line for line in assignments if "#" in line]
+    # Filled in as a user does, the file gives exactly the values written.
+    filled = "\n".join(
+        f"{line}value-{n}" if line.endswith("=") else line
+        for n, line in enumerate((tmp_path / ".env.example").read_text().splitlines())
+    )
+    (tmp_path / ".env").write_text(filled + "\n")
+    from angles.core.config import read_dotenv
+
+    values = read_dotenv(tmp_path / ".env")
+    assert values["SUPABASE_KEY"].startswith("value-") and values["GITHUB_TOKEN"].startswith(
+        "value-"
+    )
+
+
+def test_env_example_lists_every_variable_of_the_pipeline(angles_cli, tmp_path):
+    shutil.copy(EXAMPLE_CONFIG, tmp_path / "config.json")
+    assert angles_cli("init", "--from-config", "config.json").exit_code == 0
+    used = set(re.findall(r"\$\{([A-Z_]+)", (tmp_path / "angles.yaml").read_text()))
+    listed = {
+        line.split("=")[0]
+        for line in (tmp_path / ".env.example").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    }
+    assert "GITHUB_OWNER" in used
+    assert listed == used
+
+
+def test_init_writes_a_gitignore_for_secrets_logs_and_state(angles_cli, tmp_path):
+    (tmp_path / ".gitignore").write_text("node_modules/\n.env\n")
+    assert angles_cli("init").exit_code == 0
+    lines = (tmp_path / ".gitignore").read_text().splitlines()
+    assert lines[:2] == ["node_modules/", ".env"]
+    assert {".env", "logs/", ".angles/"} <= set(lines) and lines.count(".env") == 1
+
+
+def test_init_example_gives_a_pipeline_that_runs_without_any_account(angles_cli, tmp_path):
+    result = angles_cli("init", "--example")
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "vault.db").exists()
+    run = angles_cli("run", "--format", "json")
+    assert run.exit_code == 0, run.output
+    report = run.json()
+    assert report["backups"][0]["record_count"] == 40
+    assert list((tmp_path / "backups").glob("decision_vault_*.json"))

@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from angles.core.version import version
 from ruamel.yaml import YAML
 
 from angles.core.definitions import on_calendar
@@ -84,6 +86,8 @@ def test_print_github_actions(angles_cli, production):
     assert any(
         s.get("uses", "").startswith("actions/cache@") for s in workflow["jobs"]["run"]["steps"]
     )
+    installs = [s["run"] for s in workflow["jobs"]["run"]["steps"] if "pip" in s.get("run", "")]
+    assert installs == [f"pip install angles-monitor=={version()}"]
 
 
 def test_print_kubernetes(angles_cli, production):
@@ -100,6 +104,16 @@ def test_print_kubernetes(angles_cli, production):
     [container] = spec["jobTemplate"]["spec"]["template"]["spec"]["containers"]
     assert container["envFrom"] == [{"secretRef": {"name": "angles-production"}}]
     assert "angles run /var/lib/angles/angles.yaml" in container["args"][0]
+    # An image that exists, with the running release installed into it.
+    assert container["image"].startswith("python:3.")
+    assert f"pip install --quiet --no-cache-dir --root-user-action=ignore 'angles-monitor=={version()}'" in container["args"][0]
+
+
+@pytest.mark.parametrize("kind", ["cron", "systemd"])
+def test_print_names_the_running_release(angles_cli, production, kind):
+    result = angles_cli("schedule", production, "--print", kind)
+    assert result.exit_code == 0, result.stderr
+    assert f"pipx install 'angles-monitor=={version()}'" in result.stdout
 
 
 @pytest.mark.parametrize(

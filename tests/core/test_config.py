@@ -107,6 +107,27 @@ def test_read_dotenv_of_a_missing_file_is_empty(tmp_path):
     assert read_dotenv(tmp_path / ".env") == {}
 
 
+def test_dotenv_comment_after_an_unfilled_key_leaves_it_empty(tmp_path):
+    (tmp_path / ".env").write_text(
+        "SUPABASE_KEY=   # the service_role key\nQUOTED='a # b'\nPLAIN=value # note\n"
+    )
+    assert read_dotenv(tmp_path / ".env") == {
+        "SUPABASE_KEY": "",
+        "QUOTED": "a # b",
+        "PLAIN": "value",
+    }
+
+
+def test_an_empty_variable_is_reported_like_a_missing_one(tmp_path, plugins):
+    (tmp_path / ".env").write_text("SUPABASE_KEY=   # fill me in\n")
+    text = 'version: 1\nname: "${SUPABASE_KEY}"\nlog_dir: "logs${SUFFIX:-}"\n'
+    with pytest.raises(PipelineError) as caught:
+        load_pipeline(write(tmp_path, text), plugins, {})
+    [problem] = caught.value.problems
+    assert (problem.line, problem.key) == (2, "name")
+    assert "variable SUPABASE_KEY is empty" in problem.message
+
+
 def test_extends_merges_maps_and_replaces_lists(tmp_path, plugins):
     write(
         tmp_path,

@@ -82,7 +82,7 @@ def test_builtins_are_described_as_part_of_angles():
     row = next(
         r for r in load_plugins().describe() if r["name"] == "angles.plugins.checks.sync_backlog"
     )
-    assert row["package"] == "angles"
+    assert row["package"] == "angles-monitor"
     assert row["types"] == {"check": ["sync_backlog"]}
 
 
