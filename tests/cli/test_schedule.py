@@ -11,11 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-
-from angles.core.version import version
 from ruamel.yaml import YAML
 
 from angles.core.definitions import on_calendar
+from angles.core.version import version
 
 ROOT_PIPELINE = Path(__file__).parents[2] / "angles.yaml"
 
@@ -106,7 +105,10 @@ def test_print_kubernetes(angles_cli, production):
     assert "angles run /var/lib/angles/angles.yaml" in container["args"][0]
     # An image that exists, with the running release installed into it.
     assert container["image"].startswith("python:3.")
-    assert f"pip install --quiet --no-cache-dir --root-user-action=ignore 'angles-monitor=={version()}'" in container["args"][0]
+    assert (
+        f"pip install --quiet --no-cache-dir --root-user-action=ignore 'angles-monitor=={version()}'"
+        in container["args"][0]
+    )
 
 
 @pytest.mark.parametrize("kind", ["cron", "systemd"])
