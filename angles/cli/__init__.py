@@ -7,7 +7,10 @@ Plugins add commands through the ``angles_register_commands`` hook.
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import json
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -17,37 +20,58 @@ import click
 from angles.core.errors import AnglesError, ExitCode
 from angles.core.version import DISTRIBUTION
 
-#: command name -> module under angles.cli
-COMMANDS = {
-    "run": "run",
-    "check": "check",
-    "backup": "backup",
-    "backups": "backups",
-    "restore": "restore",
-    "validate": "validate",
-    "schedule": "schedule",
-    "history": "history",
-    "plugins": "plugins",
-    "schema": "schema",
-    "init": "init",
-}
+#: The builtin commands, each the module ``angles.cli.<name>``.
+COMMANDS = (
+    "run",
+    "check",
+    "backup",
+    "backups",
+    "restore",
+    "validate",
+    "schedule",
+    "history",
+    "plugins",
+    "schema",
+    "init",
+)
+#: Options every command accepts, before or after its name.
+GLOBAL_FLAGS = ("--debug", "--quiet", "-q", "--verbose", "-v")
+
+EXAMPLES = """
+Examples:
+
+\b
+  angles init --example      # a pipeline to try, on a SQLite vault
+  angles validate            # check ./angles.yaml without contacting anything
+  angles run --test          # prove that alerts arrive
+  angles run                 # the daily job
+  angles restore --table decision_vault
+
+Shell completion: eval "$(_ANGLES_COMPLETE=bash_source angles)" in ~/.bashrc
+(zsh_source for zsh, fish_source for fish).
+"""
 
 
 class AnglesGroup(click.Group):
     """A group whose builtin commands are imported on first use."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        names = {name for name in COMMANDS if _module_exists(COMMANDS[name])}
-        return sorted(names | set(self.commands) | set(_plugin_commands(ctx)))
+        return sorted(set(COMMANDS) | set(self.commands) | set(_plugin_commands(ctx)))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name in COMMANDS and _module_exists(COMMANDS[cmd_name]):
-            return importlib.import_module(f"angles.cli.{COMMANDS[cmd_name]}").command
+        if cmd_name in COMMANDS:
+            return importlib.import_module(f"angles.cli.{cmd_name}").command
         return self.commands.get(cmd_name) or _plugin_commands(ctx).get(cmd_name)
 
-
-def _module_exists(module: str) -> bool:
-    return importlib.util.find_spec(f"angles.cli.{module}") is not None
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+            close = difflib.get_close_matches(name, self.list_commands(ctx), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise click.UsageError(f"No such command {name!r}.{hint}", ctx)
+        return super().resolve_command(ctx, args)
 
 
 def _plugin_commands(ctx: click.Context) -> dict[str, click.Command]:
@@ -61,51 +85,92 @@ def _plugin_commands(ctx: click.Context) -> dict[str, click.Command]:
     return ctx.meta["angles.plugin_commands"]
 
 
-@click.group(cls=AnglesGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=AnglesGroup,
+    epilog=EXAMPLES,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(package_name=DISTRIBUTION)
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the result.")
+@click.option("-v", "--verbose", is_flag=True, help="Print the log lines too (on stderr).")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+def cli(ctx: click.Context, debug: bool, quiet: bool, verbose: bool) -> None:
     """Health checks, off-site backups and alerts for Supabase and Notion.
 
     PIPELINE defaults to ./angles.yaml. Exit codes: 0 ok, 1 warnings, 2 errors,
-    3 angles could not run.
+    3 angles could not run. Colour follows the terminal and NO_COLOR.
     """
-    ctx.obj = {"debug": debug}
+    if quiet and verbose:
+        raise click.UsageError("--quiet and --verbose cannot be combined")
+    if os.environ.get("NO_COLOR"):
+        ctx.color = False
+    ctx.obj = {"debug": debug, "quiet": quiet, "verbose": verbose}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code (usable in-process by tests)."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    args = _global_flags_first(list(sys.argv[1:] if argv is None else argv))
     debug = "--debug" in args
+    as_json = _wants_json(args)
     try:
         result = cli.main(args=args, prog_name="angles", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.exceptions.Abort:
-        _error("aborted")
-        return ExitCode.ERROR
+        return _fail("aborted", None, ExitCode.ERROR, as_json)
     except click.ClickException as exc:
+        if as_json:
+            return _fail(exc.format_message(), None, ExitCode.INTERNAL, True)
         exc.show()
         return ExitCode.INTERNAL
     except AnglesError as exc:
         if debug:
             traceback.print_exc()
-        _error(str(exc))
-        return exc.exit_code
+        return _fail(exc.message, exc.hint, exc.exit_code, as_json, full=str(exc))
     except KeyboardInterrupt:
-        _error("interrupted")
-        return ExitCode.INTERNAL
+        return _fail("interrupted", None, ExitCode.INTERNAL, as_json)
     except Exception as exc:  # an internal error: one line unless --debug
         if debug:
             traceback.print_exc()
-        _error(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)")
-        return ExitCode.INTERNAL
+        return _fail(
+            f"internal error: {type(exc).__name__}: {exc}",
+            "run with --debug for details",
+            ExitCode.INTERNAL,
+            as_json,
+            full=f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)",
+        )
     return int(result or 0)
 
 
-def _error(message: str) -> None:
-    lines = message.splitlines() or [""]
-    click.secho(f"ERROR: {lines[0]}", fg="red", err=True)
-    for line in lines[1:]:
-        click.secho(f"ERROR: {line}", fg="red", err=True)
+def _global_flags_first(args: list[str]) -> list[str]:
+    """Move ``--debug``, ``--quiet`` and ``--verbose`` in front of the command, so that
+    ``angles run --debug`` means ``angles --debug run`` (never past a ``--``)."""
+    end = args.index("--") if "--" in args else len(args)
+    flags = [a for a in args[:end] if a in GLOBAL_FLAGS]
+    rest = [a for a in args[:end] if a not in GLOBAL_FLAGS]
+    return [*flags, *rest, *args[end:]]
+
+
+def _wants_json(args: list[str]) -> bool:
+    pairs = zip(args, [*args[1:], ""], strict=True)
+    return "--format=json" in args or ("--format", "json") in pairs
+
+
+def _fail(
+    message: str, hint: str | None, code: int, as_json: bool, *, full: str | None = None
+) -> int:
+    """Report a failure that left no result: one JSON document, or ``ERROR:`` lines."""
+    if as_json:
+        error = {"message": message, "hint": hint, "exit_code": int(code)}
+        click.echo(json.dumps({"error": _redacted(error)}, ensure_ascii=False))
+    else:
+        for line in _redacted(full or message).splitlines() or [""]:
+            click.secho(f"ERROR: {line}", fg="red", err=True)
+    return code
+
+
+def _redacted(value: object) -> object:
+    from angles.core.logging import redactor
+
+    return redactor()(value)

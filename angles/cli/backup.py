@@ -25,7 +25,7 @@ def command(args: tuple[str, ...], output_format: str) -> int:
     from angles.core.runner import run_pipeline
 
     pipeline, names = split_names(args)
-    with open_context(Path(pipeline)) as context:
+    with open_context(Path(pipeline), output_format=output_format) as context:
         report = run_pipeline(context, checks=False, backup_names=names, notify=False)
         if report.status is not Status.OK:
             report.notifications = send_notifications(context, report)

@@ -13,6 +13,7 @@ from angles.cli.common import (
     format_option,
     open_context,
     pipeline_argument,
+    plural,
     styled_status,
 )
 
@@ -35,7 +36,7 @@ def list_command(pipeline: Path, output_format: str) -> None:
         echo_json({sink: [row.to_dict() for row in rows] for sink, rows in listing.items()})
         return
     for sink, rows in listing.items():
-        echo(f"{sink}: {len(rows)} backup{'s' if len(rows) != 1 else ''}", bold=True)
+        echo(f"{sink}: {plural(len(rows), 'backup')}", bold=True)
         width = max((len(row.name) for row in rows), default=0)
         for row in rows:
             if row.error:
@@ -71,7 +72,7 @@ def verify_command(args: tuple[str, ...], output_format: str) -> None:
             echo(
                 f"{styled_status(result.status.value, 7)} {result.sink}:{result.name}  {result.message}"
             )
-        echo(f"{len(results)} backups checked: {styled_status(status.value)}")
+        echo(f"{plural(len(results), 'backup')} checked: {styled_status(status.value)}")
     raise click.exceptions.Exit(status.exit_code)
 
 

@@ -20,7 +20,7 @@ def command(args: tuple[str, ...], test: bool, output_format: str) -> int:
     from angles.core.runner import run_pipeline
 
     pipeline, names = split_names(args)
-    with open_context(Path(pipeline), test=test) as context:
+    with open_context(Path(pipeline), test=test, output_format=output_format) as context:
         report = run_pipeline(context, backups=False, check_names=names)
         record_run(context, report)
     echo_json(report.to_dict()) if output_format == "json" else print_report(report)

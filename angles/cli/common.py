@@ -43,22 +43,56 @@ def format_option(function: F) -> F:
     )(function)
 
 
+def options() -> dict[str, Any]:
+    """The global options of this invocation (``--quiet``, ``--verbose``, ``--debug``)."""
+    context = click.get_current_context(silent=True)
+    found = context.find_root().obj if context is not None else None
+    return found or {}
+
+
 def load(path: Path, plugins: Plugins | None = None) -> tuple[Pipeline, Plugins]:
-    """Load plugins and the pipeline (raising PipelineError), and start logging."""
+    """Load plugins and the pipeline (raising PipelineError), and start logging.
+
+    Log lines reach the console at a terminal from warnings up; ``--verbose`` shows every
+    line wherever stderr goes, ``--quiet`` none.
+    """
     from angles.core.config import load_pipeline
 
     plugins = plugins or load_plugins()
     pipeline = load_pipeline(path, plugins)
+    flags = options()
+    console = (
+        None
+        if flags.get("quiet")
+        else angles_logging.console_stream(always=flags.get("verbose", False))
+    )
     angles_logging.configure(
-        pipeline.log_dir, Redactor(pipeline.secrets), console=angles_logging.console_stream()
+        pipeline.log_dir,
+        Redactor(pipeline.secrets),
+        console=console,
+        console_level="info" if flags.get("verbose") else "warning",
     )
     return pipeline, plugins
 
 
-def open_context(path: Path, *, test: bool = False) -> Context:
-    """A run context for the pipeline at ``path``; close it when done."""
+def open_context(path: Path, *, test: bool = False, output_format: str = "text") -> Context:
+    """A run context for the pipeline at ``path``; close it when done.
+
+    Long operations draw a progress bar when a person watches: standard error is a
+    terminal, the output is text and not ``--quiet``.
+    """
     pipeline, plugins = load(path)
+    watched = output_format == "text" and not options().get("quiet") and sys.stderr.isatty()
+    if watched:
+        from angles.cli.progress import terminal_progress
+
+        return Context(pipeline, plugins, test=test, progress=terminal_progress)
     return Context(pipeline, plugins, test=test)
+
+
+def quiet() -> bool:
+    """Whether ``--quiet`` asks for the result alone."""
+    return bool(options().get("quiet"))
 
 
 def echo_json(data: Any) -> None:
@@ -75,6 +109,11 @@ def echo(text: str = "", **style: Any) -> None:
 def is_terminal() -> bool:
     """Whether a person is at the keyboard (stdin and stdout are terminals)."""
     return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def plural(count: int, word: str) -> str:
+    """``1 backup``, ``2 backups``."""
+    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 STATUS_COLOURS = {"ok": "green", "warning": "yellow", "error": "red"}

@@ -7,7 +7,14 @@ from typing import Any
 
 import click
 
-from angles.cli.common import echo, echo_json, format_option, pipeline_argument, styled_status
+from angles.cli.common import (
+    echo,
+    echo_json,
+    format_option,
+    pipeline_argument,
+    plural,
+    styled_status,
+)
 
 
 @click.command("history")
@@ -64,7 +71,7 @@ def command(pipeline: Path, limit: int, check_name: str | None, output_format: s
 
 
 def _print_runs(pipeline: str, runs: list[dict[str, Any]]) -> None:
-    echo(f"{pipeline}: the last {len(runs)} run{'s' if len(runs) != 1 else ''}, newest first")
+    echo(f"{pipeline}: the last {plural(len(runs), 'run')}, newest first")
     for run in runs:
         failing = [c for c in run["checks"] if c["status"] != "ok"]
         failing += [b for b in run.get("backups", []) if b["status"] != "ok"]
@@ -76,7 +83,7 @@ def _print_runs(pipeline: str, runs: list[dict[str, Any]]) -> None:
 
 
 def _print_check_runs(name: str, runs: list[dict[str, Any]]) -> None:
-    echo(f"{name}: the last {len(runs)} run{'s' if len(runs) != 1 else ''}, newest first")
+    echo(f"{name}: the last {plural(len(runs), 'run')}, newest first")
     for run in runs:
         [check] = [c for c in run["checks"] if c["name"] == name]
         echo(
@@ -97,6 +104,6 @@ def _print_states(states: dict[str, Any]) -> None:
             runs = state.consecutive_failures
             line += (
                 f"  failing since {format_timestamp(state.failing_since)}"
-                f" ({runs} run{'s' if runs != 1 else ''} in a row)"
+                f" ({plural(runs, 'run')} in a row)"
             )
         echo(line)

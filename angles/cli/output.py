@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from angles.cli.common import echo, styled_status
+from angles.cli.common import echo, quiet, styled_status
 from angles.core.report import RunReport
 
 
 def print_report(report: RunReport) -> None:
-    """The run as a short table: checks, backups, notifications, then the verdict."""
+    """The run as a short table: checks, backups, notifications, then the verdict
+    (the verdict alone with ``--quiet``)."""
+    verdict = (
+        f"{report.pipeline}: {styled_status(report.status.value)} in {report.duration_seconds:.2f}s"
+    )
+    if quiet():
+        echo(verdict)
+        return
     if report.test:
         echo("TEST RUN: failures are simulated; notifications are really sent.", fg="yellow")
     if report.checks:
@@ -33,6 +40,4 @@ def print_report(report: RunReport) -> None:
             colour = "green" if note.status == "sent" else "red"
             detail = f"  {note.message}" if note.message else ""
             echo(f"  {note.status:<7} {note.notifier}{detail}", fg=colour)
-    echo(
-        f"{report.pipeline}: {styled_status(report.status.value)} in {report.duration_seconds:.2f}s"
-    )
+    echo(verdict)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -80,7 +79,7 @@ def command(
         raise click.UsageError("give --backup or --file, not both")
     request = RestoreRequest(table, backup_name, file_path, sink, overwrite_newer)
     as_json = output_format == "json"
-    with open_context(pipeline) as context:
+    with open_context(pipeline, output_format=output_format) as context:
         plan = prepare_restore(context, request)
         try:
             if not live:
@@ -90,10 +89,9 @@ def command(
             if reason:
                 _show(plan, as_json)
                 raise RestoreRefused(f"live restore of {plan.table!r} refused: {reason}")
-            if not yes:
+            if plan.to_write and not yes:
                 _confirm(plan)
-            with _Progress(plan.to_write) as progress:
-                apply_restore(context, plan, progress=progress)
+            apply_restore(context, plan)
             _show(plan, as_json)
         finally:
             close_plan(plan)
@@ -113,31 +111,6 @@ def _confirm(plan: RestorePlan) -> None:
     )
     if not click.confirm(question, default=False, err=True):
         raise RestoreRefused("the live restore was not confirmed; nothing was changed")
-
-
-class _Progress:
-    """A progress bar on a terminal; a no-op callback elsewhere."""
-
-    def __init__(self, total: int) -> None:
-        self.total = total
-        self.bar: Any = None
-        self.done = 0
-
-    def __enter__(self) -> Any:
-        if not (self.total and sys.stderr.isatty()):
-            return None
-        self.bar = click.progressbar(length=self.total, label="Restoring", file=sys.stderr)
-        self.bar.__enter__()
-
-        def update(written: int) -> None:
-            self.bar.update(written - self.done)
-            self.done = written
-
-        return update
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(*exc_info)
 
 
 def _show(plan: RestorePlan, as_json: bool) -> None:
@@ -179,7 +152,9 @@ def _print_plan(plan: RestorePlan, *, err: bool = False) -> None:
             "restoring the common columns" if plan.auto_migrate else "a live restore is refused"
         )
         say(f"  columns differ ({plan.describe_columns()}): {action}", fg="yellow")
-    if plan.applied is not None:
+    if not plan.to_write:
+        say("Nothing to write: the table holds every row of the backup, as it is or newer.")
+    elif plan.applied is not None:
         applied = plan.applied
         say(
             f"Restored: {applied['insert']} inserted, {applied['update'] + applied['newer_in_database']} "
@@ -187,7 +162,8 @@ def _print_plan(plan: RestorePlan, *, err: bool = False) -> None:
             fg="green",
         )
         files = ", ".join(f"{f['sink']}:{f['name']}" for f in plan.pre_restore_files)
-        say(f"Pre-restore backup: {files}")
+        if files:
+            say(f"Pre-restore backup: {files}")
     elif not err:
         say("Dry run: nothing was changed. Add --live to apply.")
 

@@ -19,7 +19,7 @@ def command(pipeline: Path, test: bool, output_format: str) -> int:
     from angles.core.history import record_run
     from angles.core.runner import run_pipeline
 
-    with open_context(pipeline, test=test) as context:
+    with open_context(pipeline, test=test, output_format=output_format) as context:
         report = run_pipeline(context)
         record_run(context, report)
     echo_json(report.to_dict()) if output_format == "json" else print_report(report)

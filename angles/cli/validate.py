@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from angles.cli.common import echo, echo_json, format_option, load, pipeline_argument
+from angles.cli.common import echo, echo_json, format_option, load, pipeline_argument, plural
 from angles.core.errors import ExitCode, PipelineError
 
 
@@ -49,6 +49,6 @@ def command(pipeline: Path, output_format: str) -> int:
             }
         )
     else:
-        counts = ", ".join(f"{n} {k}" for k, n in summary.items())
+        counts = ", ".join(plural(n, k.removesuffix("s")) for k, n in summary.items())
         echo(f"{pipeline}: valid ({counts})", fg="green")
     return ExitCode.OK

@@ -6,6 +6,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from angles.core.errors import AnglesError
+from angles.core.progress import ProgressFactory, no_progress
 from angles.core.redact import Redactor
 
 if TYPE_CHECKING:
@@ -27,10 +28,19 @@ class Context:
     leaves the run (results, reports, messages).
     """
 
-    def __init__(self, pipeline: Pipeline, plugins: Plugins, *, test: bool = False) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        plugins: Plugins,
+        *,
+        test: bool = False,
+        progress: ProgressFactory = no_progress,
+    ) -> None:
         self.pipeline = pipeline
         self.plugins = plugins
         self.test = test
+        #: Called around long operations; the command line draws a bar on a terminal.
+        self.progress = progress
         self.redact = Redactor(pipeline.secrets)
         self._connections: dict[str, Connection] = {}
         self._sinks: dict[str, Sink] = {}

@@ -27,18 +27,32 @@ LOG_FILES = {
     "runs": "automated_runs.log",
 }
 
-_state: dict[str, Any] = {"log_dir": None, "redactor": Redactor(), "console": None}
+LEVELS = ("debug", "info", "warning", "error", "critical")
+
+_state: dict[str, Any] = {
+    "log_dir": None,
+    "redactor": Redactor(),
+    "console": None,
+    "console_level": "info",
+}
 _files: dict[str, TextIO] = {}
 _lock = threading.Lock()
 
 
-def configure(log_dir: Path | None, redactor: Redactor, *, console: TextIO | None = None) -> None:
-    """Send logs to ``log_dir`` (None: no files) and, when given, to a console stream.
+def configure(
+    log_dir: Path | None,
+    redactor: Redactor,
+    *,
+    console: TextIO | None = None,
+    console_level: str = "info",
+) -> None:
+    """Send logs to ``log_dir`` (None: no files) and, when given, to a console stream,
+    there only events of ``console_level`` and above.
 
     Called once a pipeline is loaded; before that nothing is written.
     """
     close()
-    _state.update(log_dir=log_dir, redactor=redactor, console=console)
+    _state.update(log_dir=log_dir, redactor=redactor, console=console, console_level=console_level)
 
 
 def redactor() -> Redactor:
@@ -108,7 +122,7 @@ def _emit(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
             handle.write(line + "\n")
             handle.flush()
         console: TextIO | None = _state["console"]
-        if console is not None:
+        if console is not None and _rank(event.get("level")) >= _rank(_state["console_level"]):
             console.write(_console_line(event) + "\n")
     from structlog import DropEvent
 
@@ -124,6 +138,22 @@ def _console_line(event: dict[str, Any]) -> str:
     return f"{event['timestamp'][11:19]} {level:<7} {message} {extras}".rstrip()
 
 
-def console_stream() -> TextIO | None:
-    """stderr when it is a terminal (people watching get readable lines), else None."""
-    return sys.stderr if sys.stderr.isatty() else None
+def _rank(level: str | None) -> int:
+    return LEVELS.index(level) if level in LEVELS else 1
+
+
+class StandardError:
+    """Whatever ``sys.stderr`` is when a line is written: a progress bar redirects it to
+    print log lines above itself."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def console_stream(*, always: bool = False) -> TextIO | None:
+    """Standard error when it is a terminal (people watching get readable lines) or when
+    ``always``; else None."""
+    return StandardError() if always or sys.stderr.isatty() else None  # type: ignore[return-value]

@@ -43,14 +43,25 @@ class Notification:
     def title(self) -> str:
         """A one-line subject: ``[TEST] angles production: error (2 checks failing)``."""
         prefix = "[TEST] " if self.test else ""
+        return f"{prefix}angles {self.report.pipeline}: {self.status.value} ({self.summary})"
+
+    @property
+    def summary(self) -> str:
+        """``2 checks failing, 1 backup failed``, ``recovered``, ``all checks passed``…"""
+        report = self.report
+        failed_backups = [b for b in report.backups if b.status is not Status.OK]
+        parts = []
         if self.alerts:
-            count = len(self.alerts)
-            summary = f"{count} check{'s' if count != 1 else ''} failing"
-        elif self.recoveries:
-            summary = "recovered"
-        else:
-            summary = "all checks passed"
-        return f"{prefix}angles {self.report.pipeline}: {self.status.value} ({summary})"
+            parts.append(f"{_plural(len(self.alerts), 'check')} failing")
+        if failed_backups:
+            parts.append(f"{_plural(len(failed_backups), 'backup')} failed")
+        if parts:
+            return ", ".join(parts)
+        if self.recoveries:
+            return "recovered"
+        if report.checks:
+            return "all checks passed"
+        return "all backups stored" if report.backups else "nothing to check"
 
     def text(self) -> str:
         """The message as plain text; every notifier can send this."""
@@ -96,6 +107,10 @@ class Notifier(Plugin):
     def send(self, notification: Notification) -> None:
         """Deliver the notification or raise :class:`angles.ServiceError`."""
         raise NotImplementedError
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 def format_duration(delta: timedelta) -> str:

@@ -24,6 +24,11 @@ class Status(StrEnum):
     def exit_code(self) -> ExitCode:
         return ExitCode(self.severity)
 
+    @property
+    def log_level(self) -> str:
+        """The level an outcome is logged at: a failure is never mere information."""
+        return "info" if self is Status.OK else self.value
+
     @classmethod
     def worst(cls, statuses: Any) -> Status:
         """The most severe of some statuses; ``ok`` when there are none."""

@@ -44,7 +44,7 @@ def run_pipeline(
         from angles.core.alerting import send_notifications
 
         report.notifications = send_notifications(context, report)
-    log.info(
+    getattr(log, report.status.log_level)(
         "run finished",
         status=report.status.value,
         duration_seconds=round(report.duration_seconds, 3),
@@ -90,7 +90,7 @@ def run_checks(context: Context, names: Sequence[str] = ()) -> list[CheckRun]:
         # A check that overran keeps its thread; the run does not wait for it.
         pool.shutdown(wait=False, cancel_futures=True)
     for result in results:
-        log.info(
+        getattr(log, result.status.log_level)(
             "check finished",
             check=result.name,
             type=result.type,

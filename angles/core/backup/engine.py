@@ -20,6 +20,7 @@ from angles.core.connection import Database, TableSchema
 from angles.core.context import Context
 from angles.core.errors import BackupError
 from angles.core.logging import get_logger
+from angles.core.progress import ProgressFactory, counted, no_progress
 from angles.core.report import BackupRun
 from angles.core.results import Status
 from angles.core.runner import one_line, select_entries
@@ -48,11 +49,16 @@ def database_for(context: Context, connection: str) -> Database:
     return database
 
 
-def export_table(database: Database, table: str, moment: datetime) -> tuple[BackupWriter, int]:
+def export_table(
+    database: Database,
+    table: str,
+    moment: datetime,
+    progress: ProgressFactory = no_progress,
+) -> tuple[BackupWriter, int]:
     """Read ``table`` into a new writer; returns it and the count taken before reading.
 
     The count comes first, so rows added or removed while the table streams show up as
-    a difference between it and the rows exported.
+    a difference between it and the rows exported (and the progress has a total).
     """
     schema: TableSchema = database.describe(table)
     if not schema.primary_key:
@@ -63,7 +69,8 @@ def export_table(database: Database, table: str, moment: datetime) -> tuple[Back
     expected = database.count(table)
     writer = BackupWriter(schema, moment)
     try:
-        writer.write(database.stream(table, schema))
+        with progress(f"Backing up {table}", expected) as advance:
+            writer.write(counted(database.stream(table, schema), advance))
     except BaseException:
         writer.close()
         raise
@@ -116,7 +123,7 @@ def run_backups(context: Context, names: Sequence[str] = ()) -> list[BackupRun]:
             run.status, run.message = Status.ERROR, "; ".join(export.problems + export.warnings)
         elif export.warnings:
             run.status, run.message = Status.WARNING, "; ".join(export.warnings)
-        log.info(
+        getattr(log, run.status.log_level)(
             "backup finished",
             backup=run.name,
             status=run.status.value,
@@ -133,7 +140,7 @@ def _export(context: Context, entry: dict[str, Any], log: Any) -> _Export:
     table = entry["table"]
     try:
         database = database_for(context, entry["connection"])
-        writer, expected = export_table(database, table, datetime.now(UTC))
+        writer, expected = export_table(database, table, datetime.now(UTC), context.progress)
     except Exception as exc:
         export.run.status = Status.ERROR
         export.problems.append(f"reading {table!r} failed: {one_line(exc)}")

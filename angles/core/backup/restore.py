@@ -28,13 +28,12 @@ from angles.core.connection import Database, Row, TableSchema
 from angles.core.context import Context
 from angles.core.errors import AnglesError, BackupError, RestoreRefused
 from angles.core.logging import get_logger
+from angles.core.progress import ProgressFactory, counted, no_progress
 
 __all__ = ["RestorePlan", "RestoreRequest", "apply_restore", "prepare_restore"]
 
 SAMPLE_SIZE = 10
 DEFAULT_BATCH_SIZE = 500
-
-Progress = Callable[[int], None]
 
 
 @dataclass(frozen=True)
@@ -185,7 +184,7 @@ def prepare_restore(context: Context, request: RestoreRequest) -> RestorePlan:
             backup_time=backup.timestamp,
             _source=source,
         )
-        _diff(plan, database, schema, backup, source, sample=True)
+        _diff(plan, database, schema, backup, source, sample=True, progress=context.progress)
     except BaseException:
         source.close()
         raise
@@ -202,15 +201,12 @@ def prepare_restore(context: Context, request: RestoreRequest) -> RestorePlan:
     return plan
 
 
-def apply_restore(
-    context: Context, plan: RestorePlan, *, progress: Progress | None = None
-) -> RestorePlan:
+def apply_restore(context: Context, plan: RestorePlan) -> RestorePlan:
     """Apply a prepared plan: save a pre-restore backup, then write inserts and updates.
 
     A plan with nothing to write changes nothing and saves no pre-restore backup.
 
-    ``progress`` is called with the number of rows written after each batch. Raises
-    :class:`RestoreRefused` (before writing anything) when the schema differs without
+    Raises :class:`RestoreRefused` (before writing anything) when the schema differs without
     ``restore.auto_migrate`` or the pre-restore backup cannot be stored.
     """
     reason = plan.refusal()
@@ -239,12 +235,14 @@ def apply_restore(
         if batch:
             written += database.upsert(plan.table, schema, batch, batch_size=len(batch))
             batch.clear()
-            if progress:
-                progress(written)
+            advance(written)
 
     try:
         # One transaction where the database has them: a failure half-way changes nothing.
-        with database.transaction():
+        with (
+            context.progress(f"Restoring {plan.table}", plan.to_write) as advance,
+            database.transaction(),
+        ):
             for change in _changes(plan, database, schema, plan._source.open()):
                 if change.kind in (Kind.INSERT, Kind.UPDATE) or (
                     change.kind is Kind.NEWER_IN_DATABASE and plan.overwrite_newer
@@ -362,6 +360,7 @@ def _diff(
     source: _Source,
     *,
     sample: bool,
+    progress: ProgressFactory = no_progress,
 ) -> None:
     """Compare columns, then count (and sample) every key's verdict."""
     rows = backup.rows()
@@ -385,11 +384,16 @@ def _diff(
             f"the backup lacks the primary key column(s) {', '.join(lacking)} of {plan.table!r}"
         )
     plan.updated_at = updated_at_column(plan.compared_columns)
-    for change in _changes(plan, database, schema, backup, rows):
-        kind = change.kind.value
-        plan.counts[kind] += 1
-        if sample and change.kind is not Kind.UNCHANGED and len(plan.samples[kind]) < SAMPLE_SIZE:
-            plan.samples[kind].append(_sample(change, schema.primary_key))
+    with progress(f"Comparing {plan.table}", backup.record_count) as advance:
+        for change in counted(_changes(plan, database, schema, backup, rows), advance):
+            kind = change.kind.value
+            plan.counts[kind] += 1
+            if (
+                sample
+                and change.kind is not Kind.UNCHANGED
+                and len(plan.samples[kind]) < SAMPLE_SIZE
+            ):
+                plan.samples[kind].append(_sample(change, schema.primary_key))
 
 
 def _changes(
@@ -474,7 +478,7 @@ def _sample(change: Change, primary_key: tuple[str, ...]) -> Any:
 def _save_pre_restore(context: Context, plan: RestorePlan, database: Database, log: Any) -> None:
     """Back the table up as it is now, to every sink of its entry, before writing."""
     moment = datetime.now(UTC)
-    writer, _ = export_table(database, plan.table, moment)
+    writer, _ = export_table(database, plan.table, moment, context.progress)
     try:
         for sink_name in plan.sinks:
             sink = context.sink(sink_name)

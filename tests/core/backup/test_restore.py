@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-from contextlib import closing
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,7 @@ from angles.core.backup import (
 )
 from angles.core.backup.format import BackupName
 from angles.core.errors import AnglesError, RestoreRefused
+from angles.core.progress import no_progress
 
 OLD_FILE = Path(__file__).parents[2] / "data" / "decision_vault_2025-08-07_15-30-00.json"
 LATER = "2099-01-01T00:00:00Z"
@@ -152,12 +153,18 @@ def test_an_interrupted_live_restore_converges_when_run_again(vault, make_contex
     plan = plan_for(context)
     assert plan.counts["insert"] == 100
 
-    def crash(written):
-        if written >= 21:
-            raise KeyboardInterrupt
+    @contextmanager
+    def crash_after_21_rows(label, total):
+        def advance(done):
+            if label.startswith("Restoring") and done >= 21:
+                raise KeyboardInterrupt
 
+        yield advance
+
+    context.progress = crash_after_21_rows
     with pytest.raises(KeyboardInterrupt):
-        apply_restore(context, plan, progress=crash)
+        apply_restore(context, plan)
+    context.progress = no_progress
     assert len(live_rows(context)) == 21
     assert plan.applied["written"] == 21
     second = restore_live(context)
