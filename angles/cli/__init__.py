@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import itertools
 import json
 import os
 import sys
@@ -153,7 +154,7 @@ def _global_flags_first(args: list[str]) -> list[str]:
 
 
 def _wants_json(args: list[str]) -> bool:
-    pairs = zip(args, [*args[1:], ""], strict=True)
+    pairs = itertools.pairwise(args)
     return "--format=json" in args or ("--format", "json") in pairs
 
 

@@ -6,11 +6,17 @@ from pathlib import Path
 
 import click
 
-from angles.cli.common import echo_json, format_option, open_context, split_names
+from angles.cli.common import echo_json, examples, format_option, open_context, split_names
 from angles.cli.output import print_report
 
+EXAMPLES = examples(
+    "angles backup                     # every backup entry of ./angles.yaml",
+    "angles backup angles.prod.yaml decision_vault",
+    "angles backup --format json | jq '.backups[].files'",
+)
 
-@click.command("backup")
+
+@click.command("backup", epilog=EXAMPLES)
 @click.argument("args", nargs=-1, metavar="[PIPELINE] [NAME]...")
 @format_option
 def command(args: tuple[str, ...], output_format: str) -> int:

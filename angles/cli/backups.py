@@ -10,6 +10,7 @@ from angles.cli.common import (
     DEFAULT_PIPELINE,
     echo,
     echo_json,
+    examples,
     format_option,
     open_context,
     pipeline_argument,
@@ -17,8 +18,14 @@ from angles.cli.common import (
     styled_status,
 )
 
+EXAMPLES = examples(
+    "angles backups list",
+    "angles backups verify",
+    "angles backups verify decision_vault_2026-11-26_03-00-00.json",
+)
 
-@click.group("backups")
+
+@click.group("backups", epilog=EXAMPLES)
 def command() -> None:
     """List and verify the backups stored in the sinks."""
 

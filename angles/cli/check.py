@@ -6,11 +6,17 @@ from pathlib import Path
 
 import click
 
-from angles.cli.common import echo_json, format_option, open_context, split_names
+from angles.cli.common import echo_json, examples, format_option, open_context, split_names
 from angles.cli.output import print_report
 
+EXAMPLES = examples(
+    "angles check                      # every check, then notifications",
+    "angles check sync notion          # only the checks named",
+    "angles check --test               # simulated failures: do alerts arrive?",
+)
 
-@click.command("check")
+
+@click.command("check", epilog=EXAMPLES)
 @click.argument("args", nargs=-1, metavar="[PIPELINE] [NAME]...")
 @click.option("--test", is_flag=True, help="Simulate failing checks and really send notifications.")
 @format_option

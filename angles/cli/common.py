@@ -21,6 +21,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_PIPELINE = "angles.yaml"
 
 
+def examples(*lines: str) -> str:
+    """A help epilog: ``Examples:`` and one command a line, kept as written."""
+    return "Examples:\n\n\b\n" + "\n".join(f"  {line}" for line in lines)
+
+
 def pipeline_argument(function: F) -> F:
     """The optional PIPELINE argument (default ./angles.yaml)."""
     return click.argument(

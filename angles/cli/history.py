@@ -10,14 +10,20 @@ import click
 from angles.cli.common import (
     echo,
     echo_json,
+    examples,
     format_option,
     pipeline_argument,
     plural,
     styled_status,
 )
 
+EXAMPLES = examples(
+    "angles history",
+    "angles history --format json",
+)
 
-@click.command("history")
+
+@click.command("history", epilog=EXAMPLES)
 @pipeline_argument
 @click.option(
     "--limit",

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import click
 
-from angles.cli.common import echo, echo_json, format_option
+from angles.cli.common import echo, echo_json, examples, format_option
+
+EXAMPLES = examples(
+    "angles plugins",
+    "angles plugins --format json",
+)
 
 
-@click.command("plugins")
+@click.command("plugins", epilog=EXAMPLES)
 @format_option
 def command(output_format: str) -> None:
     """List installed plugins (builtins included) and the types they add."""

@@ -10,6 +10,7 @@ import click
 from angles.cli.common import (
     echo,
     echo_json,
+    examples,
     format_option,
     is_terminal,
     open_context,
@@ -28,7 +29,15 @@ _LABELS = {
 }
 
 
-@click.command("restore")
+EXAMPLES = examples(
+    "angles restore --table decision_vault         # a dry run: what would change",
+    "angles restore --table decision_vault --live  # asks, saves the table, applies",
+    "angles restore --backup decision_vault_2026-11-26_03-00-00.json --live --yes",
+    "angles restore --file old_backup.json",
+)
+
+
+@click.command("restore", epilog=EXAMPLES)
 @pipeline_argument
 @click.option("--table", help="The table to restore (default: the only one backed up).")
 @click.option(

@@ -6,11 +6,17 @@ from pathlib import Path
 
 import click
 
-from angles.cli.common import echo_json, format_option, open_context, pipeline_argument
+from angles.cli.common import echo_json, examples, format_option, open_context, pipeline_argument
 from angles.cli.output import print_report
 
+EXAMPLES = examples(
+    "angles run                        # ./angles.yaml: checks, backups, notifications",
+    "angles run angles.prod.yaml --format json",
+    "angles run --test                 # prove that alerts arrive",
+)
 
-@click.command("run")
+
+@click.command("run", epilog=EXAMPLES)
 @pipeline_argument
 @click.option("--test", is_flag=True, help="Simulate failing checks and really send notifications.")
 @format_option

@@ -6,10 +6,15 @@ from pathlib import Path
 
 import click
 
-from angles.cli.common import echo, pipeline_argument
+from angles.cli.common import echo, examples, pipeline_argument
+
+EXAMPLES = examples(
+    "angles schedule                   # run on schedule: until stopped",
+    "angles schedule --print cron      # or systemd, github-actions, kubernetes",
+)
 
 
-@click.command("schedule")
+@click.command("schedule", epilog=EXAMPLES)
 @pipeline_argument
 @click.option(
     "--print",

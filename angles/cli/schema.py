@@ -6,8 +6,14 @@ import json
 
 import click
 
+from angles.cli.common import examples
 
-@click.command("schema")
+EXAMPLES = examples(
+    "angles schema > angles.schema.json",
+)
+
+
+@click.command("schema", epilog=EXAMPLES)
 def command() -> None:
     """Print the pipeline's JSON Schema (for editors and CI linting)."""
     from angles.core.plugins import load_plugins

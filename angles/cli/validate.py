@@ -6,11 +6,24 @@ from pathlib import Path
 
 import click
 
-from angles.cli.common import echo, echo_json, format_option, load, pipeline_argument, plural
+from angles.cli.common import (
+    echo,
+    echo_json,
+    examples,
+    format_option,
+    load,
+    pipeline_argument,
+    plural,
+)
 from angles.core.errors import ExitCode, PipelineError
 
+EXAMPLES = examples(
+    "angles validate",
+    "angles validate angles.prod.yaml --format json",
+)
 
-@click.command("validate")
+
+@click.command("validate", epilog=EXAMPLES)
 @pipeline_argument
 @format_option
 def command(pipeline: Path, output_format: str) -> int:
