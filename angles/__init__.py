@@ -1,25 +1,61 @@
 """angles: health checks, off-site backups and alerts for a Supabase database synced into Notion.
 
 The public API for plugin authors is what ``__all__`` lists; everything else may change.
+Names are imported on first use, so that importing angles (as pytest does for its plugin)
+costs next to nothing.
 """
 
-from angles.core.check import Check
-from angles.core.connection import Connection, Database, Row, TableSchema
-from angles.core.context import Context
-from angles.core.errors import (
-    AnglesError,
-    BackupError,
-    ExitCode,
-    PipelineError,
-    PluginError,
-    RestoreRefused,
-    ServiceError,
-)
-from angles.core.filters import Filter, parse_filter
-from angles.core.hookspecs import hookimpl
-from angles.core.notifier import Notification, Notifier, Recovery
-from angles.core.results import CheckResult, Status
-from angles.core.sink import Sink, SinkWriter, StoredFile
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from angles.core.check import Check
+    from angles.core.connection import Connection, Database, Row, TableSchema
+    from angles.core.context import Context
+    from angles.core.errors import (
+        AnglesError,
+        BackupError,
+        ExitCode,
+        PipelineError,
+        PluginError,
+        RestoreRefused,
+        ServiceError,
+    )
+    from angles.core.filters import Filter, parse_filter
+    from angles.core.hookspecs import hookimpl
+    from angles.core.notifier import Notification, Notifier, Recovery
+    from angles.core.results import CheckResult, Status
+    from angles.core.sink import Sink, SinkWriter, StoredFile
+
+#: Where each public name is defined.
+_SOURCES = {
+    "AnglesError": "angles.core.errors",
+    "BackupError": "angles.core.errors",
+    "Check": "angles.core.check",
+    "CheckResult": "angles.core.results",
+    "Connection": "angles.core.connection",
+    "Context": "angles.core.context",
+    "Database": "angles.core.connection",
+    "ExitCode": "angles.core.errors",
+    "Filter": "angles.core.filters",
+    "Notification": "angles.core.notifier",
+    "Notifier": "angles.core.notifier",
+    "PipelineError": "angles.core.errors",
+    "PluginError": "angles.core.errors",
+    "Recovery": "angles.core.notifier",
+    "RestoreRefused": "angles.core.errors",
+    "Row": "angles.core.connection",
+    "ServiceError": "angles.core.errors",
+    "Sink": "angles.core.sink",
+    "SinkWriter": "angles.core.sink",
+    "Status": "angles.core.results",
+    "StoredFile": "angles.core.sink",
+    "TableSchema": "angles.core.connection",
+    "hookimpl": "angles.core.hookspecs",
+    "parse_filter": "angles.core.filters",
+}
 
 __all__ = [
     "AnglesError",
@@ -47,3 +83,17 @@ __all__ = [
     "hookimpl",
     "parse_filter",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module = _SOURCES[name]
+    except KeyError:
+        raise AttributeError(f"module 'angles' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
