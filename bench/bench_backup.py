@@ -49,7 +49,7 @@ def case_backup(folder: Path) -> dict:
 
 
 def case_restore(folder: Path) -> dict:
-    from angles.core.backup import RestoreRequest, close_plan, prepare_restore
+    from angles.backup import RestoreRequest, close_plan, prepare_restore
 
     with open_context(folder) as ctx:
         started = time.perf_counter()
@@ -74,7 +74,7 @@ def case_serialise(folder: Path) -> dict:
     """Per-row cost of angles' serialise + checksum vs json.dumps alone, rows in memory."""
     from datetime import UTC, datetime
 
-    from angles.core.backup.format import BackupWriter
+    from angles.backup.format import BackupWriter
     from angles.core.connection import TableSchema
 
     with closing(sqlite3.connect(folder / "vault.db")) as db:
@@ -125,7 +125,7 @@ def main(sizes: tuple[int, ...]) -> None:
             [
                 sys.executable,
                 "-c",
-                "import angles.core.backup, resource, json;"
+                "import angles.backup, resource, json;"
                 "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)",
             ],
             check=True,

@@ -25,10 +25,10 @@ def command(args: tuple[str, ...], output_format: str) -> int:
     Exit code 0 when every backup was stored, 1 when a table changed while it was read
     or old backups could not be pruned, 2 when a backup failed.
     """
-    from angles.core.alerting import send_notifications
-    from angles.core.history import record_run
     from angles.core.results import Status
-    from angles.core.runner import run_pipeline
+    from angles.run import run_pipeline
+    from angles.state.alerting import send_notifications
+    from angles.state.store import record_run
 
     pipeline, names = split_names(args)
     with open_context(Path(pipeline), output_format=output_format) as context:

@@ -14,9 +14,9 @@ from angles.cli.common import (
     format_option,
     open_context,
     pipeline_argument,
-    plural,
     styled_status,
 )
+from angles.core.text import plural
 
 EXAMPLES = examples(
     "angles backups list",
@@ -35,7 +35,7 @@ def command() -> None:
 @format_option
 def list_command(pipeline: Path, output_format: str) -> None:
     """The backups in each sink, newest first, with record counts and sizes."""
-    from angles.core.backup.inventory import list_backups
+    from angles.backup.inventory import list_backups
 
     with open_context(pipeline) as context:
         listing = list_backups(context)
@@ -65,7 +65,7 @@ def verify_command(args: tuple[str, ...], output_format: str) -> None:
     Exit code 0 when every checksum matches, 1 when some backups have no checksum
     (older format), 2 when a backup is damaged or does not match its checksum.
     """
-    from angles.core.backup.inventory import verify_backups
+    from angles.backup.inventory import verify_backups
     from angles.core.results import Status
 
     pipeline, backup = _pipeline_and_backup(args)
@@ -85,7 +85,7 @@ def verify_command(args: tuple[str, ...], output_format: str) -> None:
 
 def _pipeline_and_backup(args: tuple[str, ...]) -> tuple[str, str | None]:
     """``[PIPELINE] [BACKUP]``: a backup name is never taken for the pipeline."""
-    from angles.core.backup.format import BackupName
+    from angles.backup.format import BackupName
 
     if len(args) > 2:
         raise click.UsageError("give at most a pipeline and a backup name")

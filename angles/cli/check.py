@@ -22,8 +22,8 @@ EXAMPLES = examples(
 @format_option
 def command(args: tuple[str, ...], test: bool, output_format: str) -> int:
     """Run the checks (all, or those NAMEd) and send notifications."""
-    from angles.core.history import record_run
-    from angles.core.runner import run_pipeline
+    from angles.run import run_pipeline
+    from angles.state.store import record_run
 
     pipeline, names = split_names(args)
     with open_context(Path(pipeline), test=test, output_format=output_format) as context:

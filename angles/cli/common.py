@@ -116,11 +116,6 @@ def is_terminal() -> bool:
     return sys.stdin.isatty() and sys.stdout.isatty()
 
 
-def plural(count: int, word: str) -> str:
-    """``1 backup``, ``2 backups``."""
-    return f"{count} {word}{'' if count == 1 else 's'}"
-
-
 STATUS_COLOURS = {"ok": "green", "warning": "yellow", "error": "red"}
 
 

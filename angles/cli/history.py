@@ -13,9 +13,9 @@ from angles.cli.common import (
     examples,
     format_option,
     pipeline_argument,
-    plural,
     styled_status,
 )
+from angles.core.text import plural
 
 EXAMPLES = examples(
     "angles history",
@@ -38,7 +38,7 @@ def command(pipeline: Path, limit: int, check_name: str | None, output_format: s
     """Show past runs: when, their status, duration and failing checks."""
     from angles.cli.common import load
     from angles.core.errors import AnglesError
-    from angles.core.history import StateStore
+    from angles.state.store import StateStore
 
     loaded, _ = load(pipeline)
     with StateStore.open(loaded.state, connect_timeout=loaded.timeout_seconds) as store:

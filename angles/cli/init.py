@@ -12,7 +12,7 @@ from angles.cli.common import echo
 from angles.core.errors import AnglesError
 
 if TYPE_CHECKING:
-    from angles.core.starter import StarterSettings
+    from angles.cli.starter import StarterSettings
 
 EXAMPLES = """
 Examples:
@@ -45,7 +45,7 @@ Examples:
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
 def command(config_path: Path | None, example: bool, directory: Path, force: bool) -> None:
     """Write a starter angles.yaml and .env.example (and a .gitignore for .env)."""
-    from angles.core import starter
+    from angles.cli import starter
 
     if example and config_path is not None:
         raise AnglesError("--example and --from-config cannot be combined")
@@ -85,7 +85,7 @@ def command(config_path: Path | None, example: bool, directory: Path, force: boo
 
 
 def _read_old_config(path: Path) -> StarterSettings:
-    from angles.core.starter import from_old_config
+    from angles.cli.starter import from_old_config
 
     try:
         return from_old_config(json.loads(path.read_text(encoding="utf-8")))

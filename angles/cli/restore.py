@@ -18,7 +18,7 @@ from angles.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from angles.core.backup.restore import RestorePlan
+    from angles.backup.restore import RestorePlan
 
 _LABELS = {
     "insert": ("insert", "missing from the table"),
@@ -76,7 +76,7 @@ def command(
     sinks. Exit code 0 on success, 1 when a dry run finds that a live restore would
     be refused (columns differ), 2 when the restore is refused.
     """
-    from angles.core.backup.restore import (
+    from angles.backup.restore import (
         RestoreRequest,
         apply_restore,
         close_plan,

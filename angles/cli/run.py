@@ -22,8 +22,8 @@ EXAMPLES = examples(
 @format_option
 def command(pipeline: Path, test: bool, output_format: str) -> int:
     """Run checks, then backups, then notifications."""
-    from angles.core.history import record_run
-    from angles.core.runner import run_pipeline
+    from angles.run import run_pipeline
+    from angles.state.store import record_run
 
     with open_context(pipeline, test=test, output_format=output_format) as context:
         report = run_pipeline(context)

@@ -30,13 +30,13 @@ def command(pipeline: Path, print_kind: str | None) -> int:
     current run has finished (a second Ctrl-C aborts the run).
     """
     if print_kind:
-        from angles.core.definitions import read_pipeline, render
+        from angles.cli.definitions import read_pipeline, render
 
         click.echo(render(print_kind, read_pipeline(pipeline)), nl=False)
         return 0
     from angles.cli.common import load
     from angles.core.report import format_timestamp
-    from angles.core.scheduler import next_time, scheduler_for, utc_now
+    from angles.state.scheduler import next_time, scheduler_for, utc_now
 
     loaded, plugins = load(pipeline)
     scheduler = scheduler_for(loaded, plugins)

@@ -13,9 +13,9 @@ from angles.cli.common import (
     format_option,
     load,
     pipeline_argument,
-    plural,
 )
 from angles.core.errors import ExitCode, PipelineError
+from angles.core.text import plural
 
 EXAMPLES = examples(
     "angles validate",

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from angles.core.errors import ServiceError
+from angles.core.text import excerpt
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 520, 522, 524})
 MAX_RETRY_AFTER_SECONDS = 60.0
@@ -122,12 +123,6 @@ def describe_failure(response: httpx.Response, redact: Callable[[str], str] | No
         redact = redactor().text
     body = redact(response.text)
     return f"HTTP {response.status_code}: {excerpt(body) or response.reason_phrase}"
-
-
-def excerpt(text: str, limit: int = 200) -> str:
-    """The start of a response body on one line, for an error message."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def _timeout_of(client: httpx.Client) -> float:

@@ -9,6 +9,7 @@ from typing import ClassVar
 from angles.core.plugin import Plugin
 from angles.core.report import CheckRun, RunReport, format_timestamp
 from angles.core.results import Status
+from angles.core.text import plural
 
 
 @dataclass
@@ -52,9 +53,9 @@ class Notification:
         failed_backups = [b for b in report.backups if b.status is not Status.OK]
         parts = []
         if self.alerts:
-            parts.append(f"{_plural(len(self.alerts), 'check')} failing")
+            parts.append(f"{plural(len(self.alerts), 'check')} failing")
         if failed_backups:
-            parts.append(f"{_plural(len(failed_backups), 'backup')} failed")
+            parts.append(f"{plural(len(failed_backups), 'backup')} failed")
         if parts:
             return ", ".join(parts)
         if self.recoveries:
@@ -107,10 +108,6 @@ class Notifier(Plugin):
     def send(self, notification: Notification) -> None:
         """Deliver the notification or raise :class:`angles.ServiceError`."""
         raise NotImplementedError
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 def format_duration(delta: timedelta) -> str:

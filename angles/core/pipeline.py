@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from angles.core.errors import AnglesError
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
 
@@ -67,6 +70,22 @@ class Pipeline:
     @property
     def timeout_seconds(self) -> float:
         return float(self.defaults.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS))
+
+    def select(self, section: str, names: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """The entries of a list section (``checks``, ``backups``…) named, all when
+        ``names`` is empty; an unknown name is an error listing the defined ones."""
+        entries: list[dict[str, Any]] = self.document.get(section) or []
+        if not names:
+            return entries
+        known = {entry["name"] for entry in entries}
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            what = section.removesuffix("s")
+            raise AnglesError(
+                f"no {what} named {', '.join(map(repr, unknown))}",
+                hint=f"the pipeline defines: {', '.join(sorted(known)) or 'none'}",
+            )
+        return [entry for entry in entries if entry["name"] in names]
 
     def resolve(self, path: str | Path) -> Path:
         """A path from the pipeline, relative to the pipeline file's folder."""

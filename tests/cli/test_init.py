@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from angles.cli.starter import from_old_config
 from angles.core.config import load_pipeline
 from angles.core.errors import AnglesError
 from angles.core.plugins import load_plugins
-from angles.core.starter import from_old_config
 
 EXAMPLE_CONFIG = Path(__file__).parents[1] / "data" / "config.json"
 ENVIRONMENT = {

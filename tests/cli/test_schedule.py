@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from angles.core.definitions import on_calendar
+from angles.cli.definitions import on_calendar
 from angles.core.version import version
 
 ROOT_PIPELINE = Path(__file__).parents[2] / "angles.yaml"
@@ -185,9 +185,9 @@ def test_scheduled_runs_are_real_runs(pipeline_file, tmp_path):
     from datetime import UTC, datetime, timedelta
 
     from angles.core.config import load_pipeline
-    from angles.core.history import StateStore
     from angles.core.plugins import load_plugins
-    from angles.core.scheduler import scheduler_for
+    from angles.state.scheduler import scheduler_for
+    from angles.state.store import StateStore
 
     path = pipeline_file(
         """\

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
-from angles.core import numbers
+from angles.backup import numbers
 from angles.core.connection import Database, Row, TableSchema
 from angles.core.errors import ServiceError
 from angles.core.filters import Filter

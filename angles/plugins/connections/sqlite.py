@@ -28,7 +28,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
 
-from angles.core import numbers
+from angles.backup import numbers
 from angles.core.connection import Database, Row, TableSchema
 from angles.core.errors import ServiceError
 from angles.core.filters import Filter

@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
-from angles.core import numbers
+from angles.backup import numbers
 from angles.core.connection import Database, Row, TableSchema
 from angles.core.errors import ServiceError
 from angles.core.filters import Filter
@@ -592,7 +592,7 @@ def _check_order(table: str, key: tuple[str, ...], keys: list[tuple[Any, ...]]) 
         if all(map(operator.lt, compared, compared[1:])):
             return
     except TypeError:  # values of mixed types: rank them as the merge does
-        from angles.core.backup.diff import sort_key
+        from angles.backup.diff import sort_key
 
         compared = [sort_key(k) for k in keys]
         if all(map(operator.lt, compared, compared[1:])):

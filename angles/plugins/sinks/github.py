@@ -674,7 +674,7 @@ def _git_blob_sha(data: bytes) -> str:
 
 def _records(head: bytes) -> int | None:
     """The record count in a backup file's first bytes (None when they do not say)."""
-    from angles.core.backup.format import metadata_from_head
+    from angles.backup.format import metadata_from_head
 
     metadata = metadata_from_head(head)
     count = metadata.get("record_count") if metadata else None

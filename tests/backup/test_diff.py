@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from angles.core.backup.diff import Kind, OutOfOrder, merge, same_value, sort_key
+from angles.backup.diff import Kind, OutOfOrder, merge, same_value, sort_key
 
 BACKUP_TIME = datetime(2026, 1, 1, tzinfo=UTC)
 OLD, NEW = "2025-12-31T00:00:00+00:00", "2026-01-02T00:00:00Z"

@@ -12,10 +12,10 @@ import psycopg
 import pytest
 
 from angles.core import logging as angles_logging
-from angles.core.history import StateStore
 from angles.core.redact import Redactor
 from angles.core.report import RunReport
-from angles.core.scheduler import Scheduler, latest_time, next_time
+from angles.state.scheduler import Scheduler, latest_time, next_time
+from angles.state.store import StateStore
 
 DAY1 = datetime(2026, 11, 26, tzinfo=UTC)
 

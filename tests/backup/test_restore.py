@@ -11,18 +11,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from angles.core.backup import (
+from angles.backup import (
     RestoreRequest,
     apply_restore,
     close_plan,
     prepare_restore,
     run_backups,
 )
-from angles.core.backup.format import BackupName
+from angles.backup.format import BackupName
 from angles.core.errors import AnglesError, RestoreRefused
 from angles.core.progress import no_progress
 
-OLD_FILE = Path(__file__).parents[2] / "data" / "decision_vault_2025-08-07_15-30-00.json"
+OLD_FILE = Path(__file__).parents[1] / "data" / "decision_vault_2025-08-07_15-30-00.json"
 LATER = "2099-01-01T00:00:00Z"
 
 

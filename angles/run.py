@@ -13,6 +13,7 @@ from angles.core.errors import AnglesError
 from angles.core.logging import get_logger
 from angles.core.report import CheckRun, RunReport
 from angles.core.results import CheckResult, Status
+from angles.core.text import one_line
 
 MAX_CONCURRENT_CHECKS = 16
 
@@ -34,14 +35,14 @@ def run_pipeline(
     if checks:
         report.checks = run_checks(context, check_names)
     if backups and context.pipeline.backups and not context.test:
-        from angles.core.backup.engine import run_backups
+        from angles.backup.engine import run_backups
 
         report.backups = run_backups(context, backup_names)
         for backup in report.backups:
             backup.message = context.redact(backup.message)
     report.duration_seconds = time.perf_counter() - started
     if notify:
-        from angles.core.alerting import send_notifications
+        from angles.state.alerting import send_notifications
 
         report.notifications = send_notifications(context, report)
     getattr(log, report.status.log_level)(
@@ -53,26 +54,12 @@ def run_pipeline(
     return report
 
 
-def select_entries(entries: list[dict], names: Sequence[str], what: str) -> list[dict]:
-    """The entries named (all when ``names`` is empty); an unknown name is an error."""
-    if not names:
-        return entries
-    known = {entry["name"] for entry in entries}
-    unknown = [name for name in names if name not in known]
-    if unknown:
-        raise AnglesError(
-            f"no {what} named {', '.join(map(repr, unknown))}",
-            hint=f"the pipeline defines: {', '.join(sorted(known)) or 'none'}",
-        )
-    return [entry for entry in entries if entry["name"] in names]
-
-
 def run_checks(context: Context, names: Sequence[str] = ()) -> list[CheckRun]:
     """Run the checks concurrently, each within its timeout; results in pipeline order.
 
     A check that raises or overruns becomes an error result; it never stops the others.
     """
-    entries = select_entries(context.pipeline.checks, names, "check")
+    entries = context.pipeline.select("checks", names)
     log = get_logger("health", pipeline=context.pipeline.name)
     if not entries:
         return []
@@ -141,12 +128,3 @@ def _collect(context: Context, entry: dict, future: Future, submitted: float) ->
         duration_seconds=duration,
         details=context.redact(result.details),
     )
-
-
-def one_line(exc: BaseException) -> str:
-    """An exception as one line: ``ValueError: bad value``."""
-    text = str(exc).strip().splitlines()
-    detail = text[0] if text else ""
-    if isinstance(exc, AnglesError):
-        return detail
-    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__

@@ -18,11 +18,12 @@ from typing import Any
 from angles.core.context import Context
 from angles.core.durations import parse_duration
 from angles.core.errors import AnglesError
-from angles.core.history import AlertMark, CheckState, advance, describe, open_store
 from angles.core.logging import get_logger
 from angles.core.notifier import Notification, Notifier, Recovery
 from angles.core.report import CheckRun, NotificationRun, RunReport
 from angles.core.results import Status
+from angles.core.text import one_line
+from angles.state.store import AlertMark, CheckState, advance, describe, open_store
 
 DEFAULT_ON = Notifier.default_on
 SENT = "sent"
@@ -123,7 +124,7 @@ def send_notifications(context: Context, report: RunReport) -> list[Notification
     """Tell every notifier whose policy asks for this run, concurrently.
 
     Reads the state store before deciding and remembers the alerts delivered; the
-    checks' own states are written by :func:`angles.core.history.record_run`. A test
+    checks' own states are written by :func:`angles.state.store.record_run`. A test
     run goes to every notifier, marked as a test, and leaves the store alone. A notifier
     that fails is reported in the result and the log; it never stops the others and
     never changes the run's status. An unreachable state store is logged, and the run
@@ -181,7 +182,6 @@ def _deliver_all(
 def _deliver(
     context: Context, entry: dict[str, Any], notification: Notification
 ) -> NotificationRun:
-    from angles.core.runner import one_line
 
     log = get_logger("runs", pipeline=context.pipeline.name, notifier=entry["name"])
     try:

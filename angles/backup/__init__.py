@@ -4,10 +4,10 @@ The runner calls :func:`run_backups`; ``angles restore`` calls :func:`prepare_re
 and, for ``--live``, :func:`apply_restore`.
 """
 
-from angles.core.backup.engine import run_backups
-from angles.core.backup.format import BackupFile, BackupName, BackupWriter, canonical
-from angles.core.backup.inventory import list_backups, verify_backups
-from angles.core.backup.restore import (
+from angles.backup.engine import run_backups
+from angles.backup.format import BackupFile, BackupName, BackupWriter, canonical
+from angles.backup.inventory import list_backups, verify_backups
+from angles.backup.restore import (
     RestorePlan,
     RestoreRequest,
     apply_restore,

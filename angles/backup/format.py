@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any, BinaryIO
 
-from angles.core import numbers
+from angles.backup import numbers
 from angles.core.connection import Row, TableSchema
 from angles.core.errors import BackupError
 

@@ -13,7 +13,7 @@ from angles.core.context import Context
 from angles.core.errors import AnglesError
 from angles.core.pipeline import Pipeline
 from angles.core.plugins import load_plugins
-from angles.core.runner import run_checks, run_pipeline
+from angles.run import run_checks, run_pipeline
 
 BARRIER = threading.Barrier(10, timeout=5)
 RELEASE = threading.Event()

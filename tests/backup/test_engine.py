@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from angles import hookimpl
-from angles.core.backup.engine import run_backups
-from angles.core.backup.format import BackupFile, BackupName
+from angles.backup.engine import run_backups
+from angles.backup.format import BackupFile, BackupName
 from angles.core.errors import AnglesError, ServiceError
 from angles.core.results import Status
 from angles.plugins.connections.sqlite import SQLiteConnection

@@ -20,7 +20,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from angles.core.backup.format import parse_timestamp
+from angles.backup.format import parse_timestamp
 from angles.core.connection import Row
 
 __all__ = ["UPDATED_AT_COLUMNS", "Change", "Kind", "OutOfOrder", "merge", "sort_key"]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from angles.core.backup.format import BackupFile, BackupName, metadata_from_head
+from angles.backup.format import BackupFile, BackupName, metadata_from_head
 from angles.core.context import Context
 from angles.core.errors import AnglesError, BackupError, ServiceError
 from angles.core.logging import get_logger

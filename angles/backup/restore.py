@@ -1,7 +1,7 @@
 """Restoring a table from a backup: plan first (a dry run), then apply if asked.
 
 :func:`prepare_restore` finds the backup, reads it once while merging it with the live
-table (:func:`angles.core.backup.diff.merge`) and verifies its checksum at the end; a
+table (:func:`angles.backup.diff.merge`) and verifies its checksum at the end; a
 damaged backup refuses the restore. :func:`apply_restore` saves a pre-restore backup of
 the table to the backup entry's sinks, then reads the backup again, re-diffs and writes
 inserts and updates in batches. Nothing is ever deleted, and each batch is committed on
@@ -21,9 +21,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from angles.core.backup.diff import Change, Kind, OutOfOrder, merge, sort_key, updated_at_column
-from angles.core.backup.engine import database_for, export_table, store_files
-from angles.core.backup.format import BackupFile, BackupName
+from angles.backup.diff import Change, Kind, OutOfOrder, merge, sort_key, updated_at_column
+from angles.backup.engine import database_for, export_table, store_files
+from angles.backup.format import BackupFile, BackupName
 from angles.core.connection import Database, Row, TableSchema
 from angles.core.context import Context
 from angles.core.errors import AnglesError, BackupError, RestoreRefused

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from angles.core.errors import AnglesError
 from angles.core.report import CheckRun, RunReport, format_timestamp
 from angles.core.results import Status
+from angles.core.text import one_line
 
 if TYPE_CHECKING:
     from angles.core.context import Context
@@ -467,13 +468,7 @@ def record_run(context: Context, report: RunReport) -> bool:
             store.record_run(report, document)
     except Exception as exc:
         get_logger("runs", pipeline=report.pipeline).error(
-            "run not recorded", state=describe(context.pipeline.state), error=_one_line(exc)
+            "run not recorded", state=describe(context.pipeline.state), error=one_line(exc)
         )
         return False
     return True
-
-
-def _one_line(exc: BaseException) -> str:
-    from angles.core.runner import one_line
-
-    return one_line(exc)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from angles.core.backup.format import BackupName
-from angles.core.backup.retention import expired
+from angles.backup.format import BackupName
+from angles.backup.retention import expired
 
 NOW = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
 

@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING, Any
 from croniter import croniter
 
 from angles.core.errors import AnglesError
-from angles.core.history import StateStore
 from angles.core.logging import get_logger
 from angles.core.report import RunReport, format_timestamp
+from angles.core.text import one_line
+from angles.state.store import StateStore
 
 if TYPE_CHECKING:
     from angles.core.pipeline import Pipeline
@@ -140,8 +141,6 @@ class Scheduler:
             try:
                 self.step()
             except Exception as exc:  # e.g. the state store is down: try again later
-                from angles.core.runner import one_line
-
                 self.log.error("scheduler step failed", error=one_line(exc))
                 self.sleep(self.max_wait)
         self.log.info("scheduler stopped", runs=self.runs)
@@ -200,8 +199,6 @@ class Scheduler:
         try:
             report = self.run()
         except Exception as exc:
-            from angles.core.runner import one_line
-
             self.log.error("run failed", scheduled=format_timestamp(slot), error=one_line(exc))
             runs_log.error("automated run failed", error=one_line(exc), exit_code=3)
             return
@@ -246,8 +243,8 @@ class Scheduler:
 def scheduler_for(pipeline: Pipeline, plugins: Plugins, **options: Any) -> Scheduler:
     """A scheduler that runs the pipeline as ``angles run`` does (checks, backups, alerts)."""
     from angles.core.context import Context
-    from angles.core.history import record_run
-    from angles.core.runner import run_pipeline
+    from angles.run import run_pipeline
+    from angles.state.store import record_run
 
     if not pipeline.schedule:
         raise AnglesError(

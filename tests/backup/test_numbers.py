@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from angles.core.numbers import dumps, exact_number, jsonable, loads, number_from_text
+from angles.backup.numbers import dumps, exact_number, jsonable, loads, number_from_text
 
 
 @pytest.mark.parametrize(

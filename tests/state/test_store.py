@@ -9,7 +9,9 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from angles.core.history import (
+from angles.core.report import CheckRun, RunReport
+from angles.core.results import Status
+from angles.state.store import (
     SCHEMA_VERSION,
     CheckState,
     StateError,
@@ -17,8 +19,6 @@ from angles.core.history import (
     advance,
     describe,
 )
-from angles.core.report import CheckRun, RunReport
-from angles.core.results import Status
 
 T0 = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
 

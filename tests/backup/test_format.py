@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from angles.core.backup.format import (
+from angles.backup.format import (
     BackupFile,
     BackupName,
     BackupWriter,
@@ -23,7 +23,7 @@ from angles.core.backup.format import (
 from angles.core.connection import TableSchema
 from angles.core.errors import BackupError
 
-DATA = Path(__file__).parents[2] / "data"
+DATA = Path(__file__).parents[1] / "data"
 OLD_FILE = DATA / "decision_vault_2025-08-07_15-30-00.json"
 MOMENT = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
 SCHEMA = TableSchema("things", {"id": "integer", "value": "json"}, ("id",))
@@ -106,7 +106,7 @@ def test_an_empty_table_makes_a_valid_file():
 def test_spooling_to_disk_keeps_the_file_identical(monkeypatch):
     rows = [{"id": i, "value": "x" * 50} for i in range(3000)]
     small = build(rows)
-    monkeypatch.setattr("angles.core.backup.format.SPOOL_MEMORY", 1024)
+    monkeypatch.setattr("angles.backup.format.SPOOL_MEMORY", 1024)
     assert build(rows) == small
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from angles.core.backup.format import BackupName
+from angles.backup.format import BackupName
 
 RETENTION_KEYS = ("retention_days", "keep_daily", "keep_weekly", "keep_monthly")
 

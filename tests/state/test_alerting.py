@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from angles import Notifier, ServiceError, Status, hookimpl
-from angles.core.alerting import AlertPolicy, send_notifications
 from angles.core.context import Context
-from angles.core.history import StateStore, record_run
 from angles.core.pipeline import Pipeline
 from angles.core.plugins import load_plugins
 from angles.core.report import BackupRun, CheckRun, RunReport
+from angles.state.alerting import AlertPolicy, send_notifications
+from angles.state.store import StateStore, record_run
 
 T0 = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
 SENT: list = []

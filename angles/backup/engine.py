@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from angles.core.backup.format import BackupName, BackupWriter
-from angles.core.backup.retention import expired
+from angles.backup.format import BackupName, BackupWriter
+from angles.backup.retention import expired
 from angles.core.connection import Database, TableSchema
 from angles.core.context import Context
 from angles.core.errors import BackupError
@@ -23,8 +23,8 @@ from angles.core.logging import get_logger
 from angles.core.progress import ProgressFactory, counted, no_progress
 from angles.core.report import BackupRun
 from angles.core.results import Status
-from angles.core.runner import one_line, select_entries
 from angles.core.sink import Sink
+from angles.core.text import one_line
 
 __all__ = ["database_for", "export_table", "run_backups", "store_files"]
 
@@ -107,7 +107,7 @@ def run_backups(context: Context, names: Sequence[str] = ()) -> list[BackupRun]:
     a table that could not be read or stored gets an error, and no older backup of it is
     deleted.
     """
-    entries = select_entries(context.pipeline.backups, names, "backup")
+    entries = context.pipeline.select("backups", names)
     log = get_logger("backup", pipeline=context.pipeline.name)
     exports = [_export(context, entry, log) for entry in entries]
     sink_names = list(dict.fromkeys(s for e in exports if e.writer for s in e.entry["sinks"]))
