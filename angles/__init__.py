@@ -23,7 +23,7 @@ if TYPE_CHECKING:
         RestoreRefused,
         ServiceError,
     )
-    from angles.core.filters import Filter, parse_filter
+    from angles.core.filters import Filter, FilterSyntaxError, parse_filter
     from angles.core.hookspecs import hookimpl
     from angles.core.notifier import Notification, Notifier, Recovery
     from angles.core.results import CheckResult, Status
@@ -40,6 +40,7 @@ _SOURCES = {
     "Database": "angles.core.connection",
     "ExitCode": "angles.core.errors",
     "Filter": "angles.core.filters",
+    "FilterSyntaxError": "angles.core.filters",
     "Notification": "angles.core.notifier",
     "Notifier": "angles.core.notifier",
     "PipelineError": "angles.core.errors",
@@ -67,6 +68,7 @@ __all__ = [
     "Database",
     "ExitCode",
     "Filter",
+    "FilterSyntaxError",
     "Notification",
     "Notifier",
     "PipelineError",

@@ -49,7 +49,7 @@ def case_backup(folder: Path) -> dict:
 
 
 def case_restore(folder: Path) -> dict:
-    from angles.backup import RestoreRequest, close_plan, prepare_restore
+    from angles.backup.restore import RestoreRequest, close_plan, prepare_restore
 
     with open_context(folder) as ctx:
         started = time.perf_counter()

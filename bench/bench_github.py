@@ -54,7 +54,7 @@ def case_backup(folder: Path) -> dict:
 
 
 def case_verify(folder: Path) -> dict:
-    from angles.backup import verify_backups
+    from angles.backup.inventory import verify_backups
 
     with open_context(folder) as ctx:
         started = time.perf_counter()

@@ -55,7 +55,7 @@ def write_vault(folder: Path, pipeline: dict[str, Any], rows: int) -> None:
 
 def timed_backup(folder: Path) -> tuple[Any, float]:
     """Run the pipeline's one backup; its result and the seconds it took."""
-    from angles.backup import run_backups
+    from angles.backup.engine import run_backups
 
     with open_context(folder) as context:
         started = time.perf_counter()

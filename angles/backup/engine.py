@@ -90,7 +90,11 @@ def store_files(
         with sink.transaction(message) as transaction:
             for name, writer in files:
                 try:
-                    transaction.store(name, writer.chunks(compress=name.endswith(".gz")))
+                    transaction.store(
+                        name,
+                        writer.chunks(compress=name.endswith(".gz")),
+                        record_count=writer.record_count,
+                    )
                     outcome[name] = None
                 except Exception as exc:
                     outcome[name] = one_line(exc)

@@ -23,11 +23,13 @@ class StoredFile:
 class SinkWriter(Protocol):
     """What :meth:`Sink.transaction` yields: stores files that appear all at once."""
 
-    def store(self, name: str, chunks: Iterable[bytes]) -> int:
+    def store(self, name: str, chunks: Iterable[bytes], *, record_count: int | None = None) -> int:
         """Write one file from a stream of byte chunks; returns its size in bytes.
 
-        A store that raises leaves nothing behind, and the transaction may go on
-        with other files (the backup engine stores every table of a run in one).
+        ``record_count`` is the number of rows the file holds, for a sink that describes
+        what it stores (a commit message); the file's bytes are never parsed for it. A
+        store that raises leaves nothing behind, and the transaction may go on with other
+        files (the backup engine stores every table of a run in one).
         """
         ...
 

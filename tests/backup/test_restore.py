@@ -11,14 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from angles.backup import (
-    RestoreRequest,
-    apply_restore,
-    close_plan,
-    prepare_restore,
-    run_backups,
-)
+from angles.backup.engine import run_backups
 from angles.backup.format import BackupName
+from angles.backup.restore import RestoreRequest, apply_restore, close_plan, prepare_restore
 from angles.core.errors import AnglesError, RestoreRefused
 from angles.core.progress import no_progress
 

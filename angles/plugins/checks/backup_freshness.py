@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from angles import Check, CheckResult, hookimpl
-from angles.core.notifier import format_duration
+from angles.helpers import format_duration
 
 
 class BackupFreshnessCheck(Check):
@@ -51,7 +51,7 @@ class BackupFreshnessCheck(Check):
     }
 
     def run(self) -> CheckResult:
-        from angles.backup.format import BackupName  # the engine loads only when used
+        from angles.helpers import BackupName  # the engine loads only when used
 
         sink_name, table = self.config["sink"], self.config["table"]
         max_age_hours = float(self.config["max_age_hours"])
@@ -100,7 +100,7 @@ class BackupFreshnessCheck(Check):
 
 def _record_count(sink: Any, name: str) -> int | None:
     """The record count from the file's first line; None when it cannot be read."""
-    from angles.backup.format import metadata_from_head
+    from angles.helpers import metadata_from_head
 
     try:
         metadata = metadata_from_head(sink.head(name))

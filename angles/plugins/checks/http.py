@@ -91,7 +91,7 @@ class HttpCheck(Check):
     def run(self) -> CheckResult:
         import httpx
 
-        from angles.core.http import excerpt
+        from angles.helpers import excerpt
 
         url, method = self.config["url"], self.config.get("method", "GET")
         expected = self.config.get("expect_status", 200)

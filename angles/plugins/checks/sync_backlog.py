@@ -6,10 +6,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from angles import Check, CheckResult, Database, hookimpl, parse_filter
-from angles.core.durations import parse_duration, parse_timestamp
-from angles.core.filters import FilterSyntaxError
-from angles.core.notifier import format_duration
+from angles import Check, CheckResult, Database, FilterSyntaxError, hookimpl, parse_filter
+from angles.helpers import format_duration, parse_duration, parse_timestamp
 
 
 class SyncBacklogCheck(Check):

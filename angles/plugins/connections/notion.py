@@ -24,9 +24,7 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from angles.core.connection import Connection
-from angles.core.errors import ServiceError
-from angles.core.hookspecs import hookimpl
+from angles import Connection, ServiceError, hookimpl
 
 if TYPE_CHECKING:
     import httpx

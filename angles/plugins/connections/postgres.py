@@ -27,11 +27,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
-from angles.backup import numbers
-from angles.core.connection import Database, Row, TableSchema
-from angles.core.errors import ServiceError
-from angles.core.filters import Filter
-from angles.core.hookspecs import hookimpl
+from angles import Database, Filter, Row, ServiceError, TableSchema, hookimpl
+from angles.helpers import dumps_exact, loads_exact
 
 if TYPE_CHECKING:
     import psycopg
@@ -311,7 +308,7 @@ class PostgresConnection(Database):
             f"SELECT row_to_json({_ROW})::text FROM {self._qualified(table)} AS {_ROW} "
             f"WHERE {condition}" + (f" ORDER BY {order}" if order else "") + " LIMIT %s"
         )
-        return [numbers.loads(text) for (text,) in self._fetch(sql, [*params, limit], table)]
+        return [loads_exact(text) for (text,) in self._fetch(sql, [*params, limit], table)]
 
     def upsert(
         self, table: str, schema: TableSchema, rows: Iterable[Row], batch_size: int = 500
@@ -385,7 +382,7 @@ class PostgresConnection(Database):
                 f"SELECT {names} FROM json_populate_recordset(NULL::{target}, %s::json) "
                 f"ON CONFLICT ({', '.join(map(quote, schema.primary_key))}) {action}"
             )
-            payload = numbers.dumps(
+            payload = dumps_exact(
                 [{c: row[c] for c in columns} for row in rows],
                 ensure_ascii=False,
                 separators=(",", ":"),
@@ -509,7 +506,7 @@ def _row_decoder(names: list[str] | None) -> Any:
     COPY escapes backslashes and control characters; they are undone only on the lines
     that have any. With ``names`` the line is a JSON array of the values in that order.
     """
-    loads = numbers.loads
+    loads = loads_exact
 
     def decode(line: bytes) -> Row:
         if b"\\" in line:

@@ -28,11 +28,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
 
-from angles.backup import numbers
-from angles.core.connection import Database, Row, TableSchema
-from angles.core.errors import ServiceError
-from angles.core.filters import Filter
-from angles.core.hookspecs import hookimpl
+from angles import Database, Filter, Row, ServiceError, TableSchema, hookimpl
+from angles.helpers import dumps_exact, loads_exact
 
 _JSON_TYPES = {"json", "jsonb"}
 
@@ -235,7 +232,7 @@ class SQLiteConnection(Database):
                 value = values[i]
                 if isinstance(value, str):
                     with contextlib.suppress(ValueError):  # not JSON after all: keep the text
-                        row[names[i]] = numbers.loads(value)
+                        row[names[i]] = loads_exact(value)
             return row
 
         return decode
@@ -255,14 +252,14 @@ def _encoder(declared: str) -> Any:
         def encode_json(value: Any) -> Any:
             if value is None:
                 return None
-            return numbers.dumps(value, ensure_ascii=False, separators=(",", ":"))
+            return dumps_exact(value, ensure_ascii=False, separators=(",", ":"))
 
         return encode_json
     is_blob = "blob" in declared
 
     def encode(value: Any) -> Any:
         if isinstance(value, dict | list):
-            return numbers.dumps(value, ensure_ascii=False, separators=(",", ":"))
+            return dumps_exact(value, ensure_ascii=False, separators=(",", ":"))
         if isinstance(value, Decimal):
             return str(value)  # SQLite's column affinity makes it a number where declared
         if is_blob and isinstance(value, str) and value.startswith("\\x"):

@@ -38,11 +38,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
-from angles.backup import numbers
-from angles.core.connection import Database, Row, TableSchema
-from angles.core.errors import ServiceError
-from angles.core.filters import Filter
-from angles.core.hookspecs import hookimpl
+from angles import Database, Filter, Row, ServiceError, TableSchema, hookimpl
+from angles.helpers import jsonable, loads_exact, number_from_text
 
 if TYPE_CHECKING:
     from supabase import Client
@@ -377,7 +374,7 @@ class SupabaseConnection(Database):
         # numeric and JSON columns come as text, read here: the client would read their
         # numbers as floats and round the ones wider than a float.
         exact = {
-            c: numbers.number_from_text if kind.startswith("numeric") else numbers.loads
+            c: number_from_text if kind.startswith("numeric") else loads_exact
             for c, kind in schema.columns.items()
             if kind.startswith("numeric") or kind in ("json", "jsonb")
         }
@@ -475,7 +472,7 @@ class SupabaseConnection(Database):
         batch: list[Row] = []
         keys: set[tuple[Any, ...]] = set()
         for original in rows:
-            row = {column: numbers.jsonable(value) for column, value in original.items()}
+            row = {column: jsonable(value) for column, value in original.items()}
             row_key = tuple(_hashable(row.get(c)) for c in key)
             if row_key in keys or len(batch) >= batch_size:
                 written += self._write(table, key, batch)
@@ -592,7 +589,7 @@ def _check_order(table: str, key: tuple[str, ...], keys: list[tuple[Any, ...]]) 
         if all(map(operator.lt, compared, compared[1:])):
             return
     except TypeError:  # values of mixed types: rank them as the merge does
-        from angles.backup.diff import sort_key
+        from angles.helpers import sort_key
 
         compared = [sort_key(k) for k in keys]
         if all(map(operator.lt, compared, compared[1:])):

@@ -7,7 +7,6 @@ import sys
 import click
 
 from angles import Notification, Notifier, hookimpl
-from angles.core.logging import redactor
 
 
 class ConsoleNotifier(Notifier):
@@ -18,7 +17,7 @@ class ConsoleNotifier(Notifier):
     config_schema = {"type": "object", "additionalProperties": False, "properties": {}}
 
     def send(self, notification: Notification) -> None:
-        click.echo(redactor().text(notification.text()), file=sys.stderr)
+        click.echo(self.context.redact.text(notification.text()), file=sys.stderr)
 
 
 @hookimpl

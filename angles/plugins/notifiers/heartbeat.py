@@ -46,7 +46,7 @@ class HeartbeatNotifier(Notifier):
     }
 
     def send(self, notification: Notification) -> None:
-        from angles.core.http import request  # httpx is slow to import
+        from angles.helpers import request  # httpx is slow to import
 
         method = self.config.get("method", "POST")
         body = self.context.redact(notification.text())[:MAX_BODY] if method == "POST" else None

@@ -7,8 +7,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from angles import Notification, Notifier, ServiceError, Status, hookimpl
-from angles.core.notifier import format_duration
-from angles.core.report import format_timestamp
+from angles.helpers import format_duration, format_timestamp
 
 if TYPE_CHECKING:
     import httpx
@@ -62,7 +61,7 @@ class SlackNotifier(Notifier):
     }
 
     def send(self, notification: Notification) -> None:
-        from angles.core.http import describe_failure, request  # httpx is slow to import
+        from angles.helpers import describe_failure, request  # httpx is slow to import
 
         payload = self.context.redact(build_message(notification))
         for key in ("username", "icon_emoji"):

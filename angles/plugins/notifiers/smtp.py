@@ -10,8 +10,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from angles import Notification, Notifier, ServiceError, hookimpl
-from angles.core.notifier import format_duration
-from angles.core.report import format_timestamp
+from angles.helpers import format_duration, format_timestamp
 
 if TYPE_CHECKING:
     import smtplib

@@ -40,7 +40,7 @@ class WebhookNotifier(Notifier):
     }
 
     def send(self, notification: Notification) -> None:
-        from angles.core.http import request  # httpx is slow to import
+        from angles.helpers import request  # httpx is slow to import
 
         headers = {"X-Angles-Test": "true"} if notification.test else {}
         headers.update(self.config.get("headers") or {})

@@ -43,9 +43,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
 
-from angles.core.errors import BackupError, ServiceError
-from angles.core.hookspecs import hookimpl
-from angles.core.sink import Sink, StoredFile
+from angles import BackupError, ServiceError, Sink, StoredFile, hookimpl
+from angles.helpers import plural
 
 if TYPE_CHECKING:
     from github.GitCommit import GitCommit
@@ -65,7 +64,6 @@ MANIFEST_FORMAT = "angles-parts/1"
 _REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _PART = re.compile(r"^(?P<name>.+)\.part-(?P<number>\d{3,})$")
 _BACKUP_SUFFIXES = (".json", ".json.gz")
-_HEAD_BYTES = 64 * 1024
 _README = """\
 # Backups
 
@@ -268,7 +266,7 @@ class GitHubSink(Sink):
         if self._repo is None:
             from github import Auth, Github
 
-            from angles.core.http import user_agent
+            from angles.helpers import user_agent
 
             options: dict[str, Any] = {}
             if not self.config.get("throttle", True):
@@ -526,23 +524,21 @@ class _Writer:
         self.sink = sink
         self.staged: list[_Staged] = []
 
-    def store(self, name: str, chunks: Iterable[bytes]) -> int:
+    def store(self, name: str, chunks: Iterable[bytes], *, record_count: int | None = None) -> int:
         """Upload one file (in parts when large); it is committed when the transaction ends."""
         _check_name(name)
         part_size = self.sink.part_size
         buffer, parts = bytearray(), []
-        digest, size, head = hashlib.sha256(), 0, b""
+        digest, size = hashlib.sha256(), 0
         for chunk in chunks:
             digest.update(chunk)
             size += len(chunk)
-            if len(head) < _HEAD_BYTES:
-                head += chunk[: _HEAD_BYTES - len(head)]
             buffer += chunk
             while len(buffer) >= part_size:
                 parts.append(self._upload(buffer, part_size))
         if not parts:
             blobs = {name: self._upload(buffer, len(buffer))[0]}
-            staged = _Staged(name, size, _records(head), blobs)
+            staged = _Staged(name, size, record_count, blobs)
         else:
             if buffer:
                 parts.append(self._upload(buffer, len(buffer)))
@@ -560,7 +556,7 @@ class _Writer:
             }
             text = json.dumps(manifest, indent=1) + "\n"
             blobs[name + MANIFEST_SUFFIX] = _git_blob_sha(text.encode())
-            staged = _Staged(name, size, _records(head), blobs, {name + MANIFEST_SUFFIX: text})
+            staged = _Staged(name, size, record_count, blobs, {name + MANIFEST_SUFFIX: text})
         self.staged = [s for s in self.staged if s.name != name] + [staged]
         return size
 
@@ -672,15 +668,6 @@ def _git_blob_sha(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
 
 
-def _records(head: bytes) -> int | None:
-    """The record count in a backup file's first bytes (None when they do not say)."""
-    from angles.backup.format import metadata_from_head
-
-    metadata = metadata_from_head(head)
-    count = metadata.get("record_count") if metadata else None
-    return count if isinstance(count, int) else None
-
-
 def _commit_message(subject: str, staged: list[_Staged]) -> str:
     lines = []
     for s in staged:
@@ -688,8 +675,9 @@ def _commit_message(subject: str, staged: list[_Staged]) -> str:
         parts = len(s.blobs) - 1 if s.inline else 0
         split = f" in {parts} parts" if parts else ""
         lines.append(f"- {s.name}: {records}{_human(s.size)}{split}")
-    total = sum(s.records or 0 for s in staged)
-    return f"{subject}\n\n{len(staged)} files, {total} records:\n" + "\n".join(lines) + "\n"
+    counts = [s.records for s in staged if s.records is not None]
+    total = f", {plural(sum(counts), 'record')}" if counts else ""
+    return f"{subject}\n\n{plural(len(staged), 'file')}{total}:\n" + "\n".join(lines) + "\n"
 
 
 def _human(size: int) -> str:

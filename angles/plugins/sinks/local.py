@@ -22,9 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
-from angles.core.errors import BackupError
-from angles.core.hookspecs import hookimpl
-from angles.core.sink import Sink, StoredFile
+from angles import BackupError, Sink, StoredFile, hookimpl
 
 _SUFFIXES = (".json", ".json.gz")
 _TEMP_SUFFIX = ".tmp"
@@ -120,7 +118,7 @@ class _FolderWriter:
         self.sink = sink
         self.pending: list[tuple[Path, Path]] = []
 
-    def store(self, name: str, chunks: Iterable[bytes]) -> int:
+    def store(self, name: str, chunks: Iterable[bytes], *, record_count: int | None = None) -> int:
         """Write one file; on failure nothing is left and the transaction can go on."""
         final = self.sink._path(name)
         temporary = final.with_name(f".{name}.{uuid.uuid4().hex[:12]}{_TEMP_SUFFIX}")

@@ -126,8 +126,9 @@ def test_a_run_is_one_commit_on_top_of_the_head(repo, make_sink) -> None:
     sink = make_sink()
     head = repo.branch_head(REPO)
     with sink.transaction("angles backup of decision_vault, users (production)") as batch:
-        assert batch.store(NAME, chunked(backup_file(3))) == len(backup_file(3))
-        batch.store(OTHER, [backup_file(2, "users")])
+        stored = batch.store(NAME, chunked(backup_file(3)), record_count=3)
+        assert stored == len(backup_file(3))
+        batch.store(OTHER, [backup_file(2, "users")], record_count=2)
         assert repo.branch_head(REPO) == head  # nothing visible before the end
     assert files(repo) == {
         f"backups/{NAME}": backup_file(3),

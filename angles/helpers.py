@@ -1,0 +1,88 @@
+"""What a plugin may use besides ``angles`` itself: the helpers the builtin plugins use.
+
+Every builtin plugin imports only from ``angles`` and ``angles.helpers`` (a test holds
+them to it), so a third-party plugin can do whatever a builtin does. Names are imported
+on first use: a plugin that imports one helper does not load HTTP or the backup engine.
+
+- HTTP: :func:`request` (angles' retries and one-line errors), :func:`describe_failure`,
+  :func:`user_agent`.
+- Text: :func:`one_line`, :func:`excerpt`, :func:`plural`, :func:`format_duration`,
+  :func:`format_timestamp`, :func:`parse_duration`, :func:`parse_timestamp`.
+- Exact JSON numbers (a numeric wider than a float keeps every digit):
+  :func:`loads_exact`, :func:`dumps_exact`, :func:`number_from_text`, :func:`jsonable`.
+- Backup files: :class:`BackupName` (``{table}_{YYYY-MM-DD_HH-MM-SS}.json``),
+  :func:`metadata_from_head` (the metadata in a file's first bytes), :func:`sort_key`
+  (the order backups and restores put primary keys in).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from angles.backup.diff import sort_key
+    from angles.backup.format import BackupName, metadata_from_head
+    from angles.backup.numbers import dumps as dumps_exact
+    from angles.backup.numbers import jsonable, number_from_text
+    from angles.backup.numbers import loads as loads_exact
+    from angles.core.durations import parse_duration, parse_timestamp
+    from angles.core.http import describe_failure, request, user_agent
+    from angles.core.notifier import format_duration
+    from angles.core.report import format_timestamp
+    from angles.core.text import excerpt, one_line, plural
+
+#: Each helper: the module it lives in, and its name there.
+_SOURCES = {
+    "BackupName": ("angles.backup.format", "BackupName"),
+    "describe_failure": ("angles.core.http", "describe_failure"),
+    "dumps_exact": ("angles.backup.numbers", "dumps"),
+    "excerpt": ("angles.core.text", "excerpt"),
+    "format_duration": ("angles.core.notifier", "format_duration"),
+    "format_timestamp": ("angles.core.report", "format_timestamp"),
+    "jsonable": ("angles.backup.numbers", "jsonable"),
+    "loads_exact": ("angles.backup.numbers", "loads"),
+    "metadata_from_head": ("angles.backup.format", "metadata_from_head"),
+    "number_from_text": ("angles.backup.numbers", "number_from_text"),
+    "one_line": ("angles.core.text", "one_line"),
+    "parse_duration": ("angles.core.durations", "parse_duration"),
+    "parse_timestamp": ("angles.core.durations", "parse_timestamp"),
+    "plural": ("angles.core.text", "plural"),
+    "request": ("angles.core.http", "request"),
+    "sort_key": ("angles.backup.diff", "sort_key"),
+    "user_agent": ("angles.core.http", "user_agent"),
+}
+
+__all__ = [
+    "BackupName",
+    "describe_failure",
+    "dumps_exact",
+    "excerpt",
+    "format_duration",
+    "format_timestamp",
+    "jsonable",
+    "loads_exact",
+    "metadata_from_head",
+    "number_from_text",
+    "one_line",
+    "parse_duration",
+    "parse_timestamp",
+    "plural",
+    "request",
+    "sort_key",
+    "user_agent",
+]
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module, attribute = _SOURCES[name]
+    except KeyError:
+        raise AttributeError(f"module 'angles.helpers' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
