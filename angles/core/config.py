@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from angles.core.errors import PipelineError, Problem
+from angles.core.kinds import KINDS
 from angles.core.pipeline import Pipeline
 from angles.core.plugins import Plugins
 from angles.core.redact import Redactor, is_secret_name
@@ -30,14 +31,6 @@ _BOOLEANS = {
     "false": False,
     "False": False,
     "FALSE": False,
-}
-
-# Where each kind's entries live in the document, and whether they are a list or a map.
-SECTIONS = {
-    "connection": "connections",
-    "check": "checks",
-    "sink": "sinks",
-    "notifier": "notifiers",
 }
 
 
@@ -262,9 +255,9 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
 def secret_values(document: dict[str, Any], plugins: Plugins) -> set[str]:
     """Values of properties that plugins mark ``"secret": true``."""
     found = set()
-    for kind, section in SECTIONS.items():
-        for _, entry in _entries(document.get(section)):
-            cls = plugins.registries[kind].get(entry.get("type"))
+    for kind in KINDS:
+        for _, entry in _entries(document.get(kind.section)):
+            cls = plugins.registries[kind.name].get(entry.get("type"))
             for key in cls.secret_options() if cls else ():
                 found |= _strings(entry.get(key))
     # A postgresql:// state URL may carry a password.
@@ -336,10 +329,10 @@ class _Validator:
         from angles.core.schema import CORE_SCHEMA
 
         self.check_schema(CORE_SCHEMA, self.document, ())
-        for kind, section in SECTIONS.items():
-            for key, entry in _entries(self.document.get(section)):
+        for kind in KINDS:
+            for key, entry in _entries(self.document.get(kind.section)):
                 if isinstance(entry.get("type"), str):
-                    self.check_entry(kind, (section, key), entry)
+                    self.check_entry(kind.name, (kind.section, key), entry)
         self.check_names()
         self.check_references()
         self.check_schedule()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,17 +12,15 @@ from typing import Any
 import pluggy
 
 from angles.core import hookspecs
-from angles.core.check import Check
-from angles.core.connection import Connection
 from angles.core.errors import PluginError
-from angles.core.notifier import Notifier
+from angles.core.kinds import KINDS
 from angles.core.plugin import Plugin
-from angles.core.sink import Sink
 from angles.core.version import DISTRIBUTION, version
 
 ENTRY_POINT_GROUP = "angles"
 DISABLE_VARIABLE = "ANGLES_DISABLE_PLUGINS"
 EXTRA_VARIABLE = "ANGLES_PLUGINS"
+TRACE_VARIABLE = "ANGLES_TRACE_PLUGINS"
 
 #: The builtin plugins, registered exactly like installed ones.
 BUILTIN_PLUGINS = (
@@ -45,13 +44,6 @@ BUILTIN_PLUGINS = (
 
 Register = Callable[[type[Plugin]], None]
 
-_KINDS: dict[str, tuple[type[Plugin], str]] = {
-    "connection": (Connection, "angles_register_connections"),
-    "check": (Check, "angles_register_checks"),
-    "sink": (Sink, "angles_register_sinks"),
-    "notifier": (Notifier, "angles_register_notifiers"),
-}
-
 
 def _names(variable: str) -> list[str]:
     return [name.strip() for name in os.environ.get(variable, "").split(",") if name.strip()]
@@ -65,6 +57,8 @@ def disabled_plugins() -> set[str]:
 def get_plugin_manager(*, entry_points: bool = True) -> pluggy.PluginManager:
     """A new plugin manager with the hook specs, installed plugins and builtins.
 
+    With ``ANGLES_TRACE_PLUGINS`` set, every hook call is printed on standard error.
+
     Nothing is registered at import time; each call builds a fresh manager, which is
     what tests do too. Plugins named in ``ANGLES_DISABLE_PLUGINS`` are blocked, and an
     implementation of a hook that does not exist is rejected. Modules named in
@@ -73,6 +67,10 @@ def get_plugin_manager(*, entry_points: bool = True) -> pluggy.PluginManager:
     """
     manager = pluggy.PluginManager("angles")
     manager.add_hookspecs(hookspecs)
+    if os.environ.get(TRACE_VARIABLE):
+        # pluggy's own tracing: every hook call and its result, on standard error.
+        manager.trace.root.setwriter(sys.stderr.write)
+        manager.enable_tracing()
     for name in disabled_plugins():
         manager.set_blocked(name)
     if entry_points:
@@ -98,6 +96,8 @@ class Registry:
     base: type[Plugin]
     types: dict[str, type[Plugin]] = field(default_factory=dict)
     owners: dict[str, str] = field(default_factory=dict)
+    #: How an error names a plugin: with its distribution when it was installed.
+    labels: dict[str, str] = field(default_factory=dict)
 
     def add(self, cls: type[Plugin], plugin_name: str) -> None:
         """Register ``cls``; two plugins claiming one type name is an error naming both."""
@@ -111,7 +111,7 @@ class Registry:
         if cls.type in self.types:
             raise PluginError(
                 f"two plugins register the {self.kind} type {cls.type!r}: "
-                f"{self.owners[cls.type]} and {plugin_name}",
+                f"{self._label(self.owners[cls.type])} and {self._label(plugin_name)}",
                 hint=f"disable one with {DISABLE_VARIABLE}",
             )
         self.types[cls.type] = cls
@@ -119,6 +119,9 @@ class Registry:
 
     def get(self, type_name: str) -> type[Plugin] | None:
         return self.types.get(type_name)
+
+    def _label(self, plugin_name: str) -> str:
+        return self.labels.get(plugin_name, plugin_name)
 
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self.types))
@@ -175,15 +178,32 @@ class Plugins:
 
 
 def load_plugins(manager: pluggy.PluginManager | None = None) -> Plugins:
-    """Ask every plugin for its types and fill one registry per kind."""
+    """Ask every plugin for its types and fill one registry per kind.
+
+    The hooks are called through pluggy, once per plugin (so that each registration is
+    known to come from its plugin): implementations that take fewer arguments, wrappers
+    and tracing behave as pluggy documents.
+    """
     manager = manager or get_plugin_manager()
-    registries = {kind: Registry(kind, base) for kind, (base, _) in _KINDS.items()}
-    for kind, (_, hook_name) in _KINDS.items():
-        registry = registries[kind]
-        # Each implementation gets its own `register`, so a duplicate names its plugin.
-        for impl in getattr(manager.hook, hook_name).get_hookimpls():
-            impl.function(register=_registrar(registry, impl.plugin_name))
+    labels = {name: _label(manager, name, plugin) for name, plugin in manager.list_name_plugin()}
+    registries = {kind.name: Registry(kind.name, kind.base, labels=labels) for kind in KINDS}
+    plugins = [(name, plugin) for name, plugin in manager.list_name_plugin() if plugin is not None]
+    for kind in KINDS:
+        for name, plugin in plugins:
+            others = [other for _, other in plugins if other is not plugin]
+            own_hook = manager.subset_hook_caller(kind.hook, remove_plugins=others)
+            own_hook(register=_registrar(registries[kind.name], name))
     return Plugins(manager, registries)
+
+
+def _label(manager: pluggy.PluginManager, name: str, plugin: object) -> str:
+    """``angles_disk (angles-disk 1.0)`` for an installed plugin; builtins are angles'."""
+    for registered, dist in manager.list_plugin_distinfo():
+        if registered is plugin:
+            return f"{name} ({dist.project_name} {dist.version})"
+    if name.startswith("angles.plugins."):
+        return f"{name} ({DISTRIBUTION} {version()})"
+    return name
 
 
 def _registrar(registry: Registry, plugin_name: str) -> Register:

@@ -5,84 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from angles.core.kinds import KIND, KINDS
 from angles.core.plugins import Plugins, Registry
-
-DURATION_PATTERN = r"^\s*\d+\s*(s|m|h|d|w)\s*$"
-
-#: Keys every entry of a kind has, whatever its type.
-COMMON_KEYS: dict[str, dict[str, Any]] = {
-    "connection": {
-        "type": {"type": "string", "description": "The connection type (see `angles plugins`)."},
-    },
-    "check": {
-        "name": {"type": "string", "minLength": 1, "description": "A unique name for the check."},
-        "type": {"type": "string", "description": "The check type (see `angles plugins`)."},
-        "timeout_seconds": {
-            "type": "number",
-            "exclusiveMinimum": 0,
-            "description": "Seconds the check may take (default: defaults.timeout_seconds).",
-        },
-    },
-    "sink": {
-        "type": {"type": "string", "description": "The sink type (see `angles plugins`)."},
-        "retention_days": {
-            "type": "integer",
-            "minimum": 1,
-            "description": "Delete backups older than this many days (after a new one is stored).",
-        },
-        "keep_daily": {
-            "type": "integer",
-            "minimum": 0,
-            "description": "Keep the newest backup of each of the last N days, whatever their age.",
-        },
-        "keep_weekly": {
-            "type": "integer",
-            "minimum": 0,
-            "description": "Keep the newest backup of each of the last N weeks.",
-        },
-        "keep_monthly": {
-            "type": "integer",
-            "minimum": 0,
-            "description": "Keep the newest backup of each of the last N months.",
-        },
-    },
-    "notifier": {
-        "name": {
-            "type": "string",
-            "minLength": 1,
-            "description": "A unique name for the notifier.",
-        },
-        "type": {"type": "string", "description": "The notifier type (see `angles plugins`)."},
-        "on": {
-            "type": "array",
-            "items": {"enum": ["warning", "error", "recovery", "always"]},
-            "uniqueItems": True,
-            "description": "When to notify: warning, error, recovery, always (default: warning, error, recovery).",
-        },
-        "failure_threshold": {
-            "type": "integer",
-            "minimum": 1,
-            "description": "Alert after this many failing runs in a row (default 1).",
-        },
-        "remind_every": {
-            "type": ["string", "null"],
-            "pattern": DURATION_PATTERN,
-            "description": "Repeat a still-failing alert at most this often, e.g. 6h or 1d (default: every run).",
-        },
-        "timeout_seconds": {
-            "type": "number",
-            "exclusiveMinimum": 0,
-            "description": "Seconds a delivery may take (default: defaults.timeout_seconds).",
-        },
-        "retries": {
-            "type": "integer",
-            "minimum": 0,
-            "maximum": 5,
-            "description": "Attempts after a temporary failure: a 429 or 5xx answer, a timeout, "
-            "a 4xx mail reply (default 2).",
-        },
-    },
-}
 
 CONNECTION_KEY = {
     "type": "string",
@@ -191,7 +115,7 @@ CORE_SCHEMA: dict[str, Any] = {
 def entry_schema(kind: str, cls: type) -> dict[str, Any]:
     """The full schema of one entry of ``kind`` whose type is ``cls``."""
     own = copy.deepcopy(dict(cls.config_schema))
-    properties = {**COMMON_KEYS[kind], **own.get("properties", {})}
+    properties = {**KIND[kind].common_keys, **own.get("properties", {})}
     required = list(own.get("required", []))
     if kind == "check" and getattr(cls, "connection_type", None) is not None:
         properties.setdefault("connection", CONNECTION_KEY)
@@ -200,9 +124,7 @@ def entry_schema(kind: str, cls: type) -> dict[str, Any]:
         type="object",
         additionalProperties=False,
         properties=properties,
-        required=sorted(
-            set(required) | ({"name", "type"} if kind in {"check", "notifier"} else {"type"})
-        ),
+        required=sorted(set(required) | KIND[kind].required_keys),
     )
     if cls.description:
         own.setdefault("description", cls.description)
@@ -246,18 +168,13 @@ def build_schema(plugins: Plugins) -> dict[str, Any]:
     """
     schema = accept_variables(copy.deepcopy(CORE_SCHEMA))
     defs: dict[str, Any] = {}
-    places = {
-        "connection": schema["properties"]["connections"],
-        "sink": schema["properties"]["sinks"],
-        "check": schema["properties"]["checks"],
-        "notifier": schema["properties"]["notifiers"],
-    }
-    for kind, place in places.items():
-        registry: Registry = plugins.registries[kind]
+    for kind in KINDS:
+        place = schema["properties"][kind.section]
+        registry: Registry = plugins.registries[kind.name]
         branches = []
         for type_name in registry:
-            ref = f"{kind}.{type_name}"
-            defs[ref] = accept_variables(entry_schema(kind, registry.types[type_name]))
+            ref = f"{kind.name}.{type_name}"
+            defs[ref] = accept_variables(entry_schema(kind.name, registry.types[type_name]))
             branches.append(
                 {
                     "if": {"properties": {"type": {"const": type_name}}},

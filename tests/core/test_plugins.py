@@ -93,7 +93,70 @@ def test_two_plugins_claiming_one_type_name_are_refused_naming_both():
         load_plugins(manager)
     message = str(caught.value)
     assert "two plugins register the notifier type 'console'" in message
-    assert "angles.plugins.notifiers.console" in message and "shouty" in message
+    assert "angles.plugins.notifiers.console (angles-monitor " in message and "shouty" in message
+
+
+class EntryPointDuplicate:
+    @hookimpl
+    def angles_register_checks(self, register):
+        register(type("Static", (Check,), {"type": "static", "run": lambda self: None}))
+
+
+def test_a_duplicate_names_the_distribution_of_an_installed_plugin():
+    manager = get_plugin_manager()
+    manager.register(EntryPointDuplicate(), name="copycat")
+    with pytest.raises(PluginError) as caught:
+        load_plugins(manager)
+    message = str(caught.value)
+    assert "example (angles-example-plugin 1.2.0)" in message and "copycat" in message
+
+
+class FewerArguments:
+    """An implementation may take fewer arguments than the hook offers (pluggy's rule)."""
+
+    @hookimpl
+    def angles_register_checks(self):
+        self.called = True
+
+
+class Wrapper:
+    """A wrapper sees the registrations of its own plugin go through."""
+
+    def __init__(self):
+        self.seen = []
+
+    @hookimpl(wrapper=True)
+    def angles_register_checks(self, register):
+        self.seen.append("before")
+        result = yield
+        self.seen.append("after")
+        return result
+
+    @hookimpl
+    def angles_register_notifiers(self, register):
+        register(QuietNotifier)
+
+
+class QuietNotifier(Notifier):
+    type = "quiet"
+
+
+def test_hooks_are_called_through_pluggy():
+    manager = get_plugin_manager()
+    fewer, wrapper = FewerArguments(), Wrapper()
+    manager.register(fewer, name="fewer")
+    manager.register(wrapper, name="wrapper")
+    plugins = load_plugins(manager)
+    assert fewer.called
+    assert wrapper.seen == ["before", "after"]
+    assert plugins.notifiers.owners["quiet"] == "wrapper"
+
+
+def test_plugin_tracing_prints_every_hook_call(monkeypatch, capsys):
+    monkeypatch.setenv("ANGLES_TRACE_PLUGINS", "1")
+    load_plugins(get_plugin_manager())
+    traced = capsys.readouterr().err
+    assert "angles_register_checks" in traced and "angles_register_sinks" in traced
 
 
 def test_a_registered_class_of_the_wrong_kind_is_refused():

@@ -26,7 +26,7 @@ def angles_imports(path: Path) -> list[tuple[int, str, list[str]]]:
 def test_builtin_plugins_import_only_the_public_api():
     offenders = []
     for path in sorted(PLUGINS.rglob("*.py")):
-        for line, module, names in angles_imports(path):
+        for line, module, _names in angles_imports(path):
             if module in ALLOWED or module.startswith("angles.plugins"):
                 continue
             offenders.append(f"{path.relative_to(PLUGINS.parent)}:{line}: {module}")
