@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from angles.core.check import Check
 from angles.core.context import Context
 from angles.core.errors import AnglesError
-from angles.core.logging import get_logger
 from angles.core.report import CheckRun, RunReport
 from angles.core.results import CheckResult, Status
 from angles.core.text import one_line
@@ -30,7 +29,7 @@ def run_pipeline(
     """The daily job: checks, then backups, then notifications; returns the report."""
     report = RunReport(context.pipeline.name, datetime.now(UTC), test=context.test)
     started = time.perf_counter()
-    log = get_logger("runs", pipeline=report.pipeline, test=context.test)
+    log = context.logger("runs", test=context.test)
     log.info("run started")
     if checks:
         report.checks = run_checks(context, check_names)
@@ -60,7 +59,7 @@ def run_checks(context: Context, names: Sequence[str] = ()) -> list[CheckRun]:
     A check that raises or overruns becomes an error result; it never stops the others.
     """
     entries = context.pipeline.select("checks", names)
-    log = get_logger("health", pipeline=context.pipeline.name)
+    log = context.logger("health")
     if not entries:
         return []
     pool = ThreadPoolExecutor(

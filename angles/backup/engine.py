@@ -19,7 +19,6 @@ from angles.backup.retention import expired
 from angles.core.connection import Database, TableSchema
 from angles.core.context import Context
 from angles.core.errors import BackupError
-from angles.core.logging import get_logger
 from angles.core.progress import ProgressFactory, counted, no_progress
 from angles.core.report import BackupRun
 from angles.core.results import Status
@@ -112,7 +111,7 @@ def run_backups(context: Context, names: Sequence[str] = ()) -> list[BackupRun]:
     deleted.
     """
     entries = context.pipeline.select("backups", names)
-    log = get_logger("backup", pipeline=context.pipeline.name)
+    log = context.logger("backup")
     exports = [_export(context, entry, log) for entry in entries]
     sink_names = list(dict.fromkeys(s for e in exports if e.writer for s in e.entry["sinks"]))
     for sink_name in sink_names:

@@ -10,7 +10,6 @@ from typing import Any
 from angles.backup.format import BackupFile, BackupName, metadata_from_head
 from angles.core.context import Context
 from angles.core.errors import AnglesError, BackupError, ServiceError
-from angles.core.logging import get_logger
 from angles.core.results import Status
 from angles.core.sink import Sink, StoredFile
 
@@ -107,7 +106,7 @@ def _describe(sink: Sink, stored: StoredFile) -> ListedBackup:
 
 def verify_backups(context: Context, name: str | None = None) -> list[Verification]:
     """Re-read every backup of every sink (or the one named) and check it."""
-    log = get_logger("backup", pipeline=context.pipeline.name)
+    log = context.logger("backup")
     results: list[Verification] = []
     for sink_name in context.pipeline.sinks:
         sink = context.sink(sink_name)

@@ -27,7 +27,6 @@ from angles.backup.format import BackupFile, BackupName
 from angles.core.connection import Database, Row, TableSchema
 from angles.core.context import Context
 from angles.core.errors import AnglesError, BackupError, RestoreRefused
-from angles.core.logging import get_logger
 from angles.core.progress import ProgressFactory, counted, no_progress
 
 __all__ = ["RestorePlan", "RestoreRequest", "apply_restore", "prepare_restore"]
@@ -159,7 +158,7 @@ def prepare_restore(context: Context, request: RestoreRequest) -> RestorePlan:
     Raises :class:`RestoreRefused` when the backup is damaged or its checksum does not
     match, and :class:`AnglesError` when the request names nothing restorable.
     """
-    log = get_logger("restore", pipeline=context.pipeline.name)
+    log = context.logger("restore")
     started = time.perf_counter()
     entry, table, sink_name, source = _locate(context, request)
     try:
@@ -213,7 +212,7 @@ def apply_restore(context: Context, plan: RestorePlan) -> RestorePlan:
     if reason:
         raise RestoreRefused(f"live restore of {plan.table!r} refused: {reason}")
     assert plan._source is not None, "apply_restore takes a plan from prepare_restore"
-    log = get_logger("restore", pipeline=context.pipeline.name)
+    log = context.logger("restore")
     started = time.perf_counter()
     plan.live = True
     if not plan.to_write:

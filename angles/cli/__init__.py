@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 import click
 
+from angles.cli.invocation import Invocation
 from angles.core.errors import AnglesError, ExitCode
 from angles.core.version import DISTRIBUTION
 
@@ -106,7 +107,9 @@ def cli(ctx: click.Context, debug: bool, quiet: bool, verbose: bool) -> None:
         raise click.UsageError("--quiet and --verbose cannot be combined")
     if os.environ.get("NO_COLOR"):
         ctx.color = False
-    ctx.obj = {"debug": debug, "quiet": quiet, "verbose": verbose}
+    if not isinstance(ctx.obj, Invocation):  # the group used without main()
+        ctx.obj = Invocation()
+    ctx.obj.debug, ctx.obj.quiet, ctx.obj.verbose = debug, quiet, verbose
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -114,27 +117,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _global_flags_first(list(sys.argv[1:] if argv is None else argv))
     debug = "--debug" in args
     as_json = _wants_json(args)
+    invocation = Invocation()
     try:
-        result = cli.main(args=args, prog_name="angles", standalone_mode=False)
+        result = cli.main(args=args, prog_name="angles", standalone_mode=False, obj=invocation)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.exceptions.Abort:
-        return _fail("aborted", None, ExitCode.ERROR, as_json)
+        return _fail(invocation, "aborted", None, ExitCode.ERROR, as_json)
     except click.ClickException as exc:
         if as_json:
-            return _fail(exc.format_message(), None, ExitCode.INTERNAL, True)
+            return _fail(invocation, exc.format_message(), None, ExitCode.INTERNAL, True)
         exc.show()
         return ExitCode.INTERNAL
     except AnglesError as exc:
         if debug:
             traceback.print_exc()
-        return _fail(exc.message, exc.hint, exc.exit_code, as_json, full=str(exc))
+        return _fail(invocation, exc.message, exc.hint, exc.exit_code, as_json, full=str(exc))
     except KeyboardInterrupt:
-        return _fail("interrupted", None, ExitCode.INTERNAL, as_json)
+        return _fail(invocation, "interrupted", None, ExitCode.INTERNAL, as_json)
     except Exception as exc:  # an internal error: one line unless --debug
         if debug:
             traceback.print_exc()
         return _fail(
+            invocation,
             f"internal error: {type(exc).__name__}: {exc}",
             "run with --debug for details",
             ExitCode.INTERNAL,
@@ -159,19 +164,21 @@ def _wants_json(args: list[str]) -> bool:
 
 
 def _fail(
-    message: str, hint: str | None, code: int, as_json: bool, *, full: str | None = None
+    invocation: Invocation,
+    message: str,
+    hint: str | None,
+    code: int,
+    as_json: bool,
+    *,
+    full: str | None = None,
 ) -> int:
-    """Report a failure that left no result: one JSON document, or ``ERROR:`` lines."""
+    """Report a failure that left no result: one JSON document, or ``ERROR:`` lines,
+    redacted with the secrets of the pipeline the command loaded (if it got that far)."""
+    redact = invocation.redact
     if as_json:
         error = {"message": message, "hint": hint, "exit_code": int(code)}
-        click.echo(json.dumps({"error": _redacted(error)}, ensure_ascii=False))
+        click.echo(json.dumps({"error": redact(error)}, ensure_ascii=False))
     else:
-        for line in _redacted(full or message).splitlines() or [""]:
+        for line in redact.text(full or message).splitlines() or [""]:
             click.secho(f"ERROR: {line}", fg="red", err=True)
     return code
-
-
-def _redacted(value: object) -> object:
-    from angles.core.logging import redactor
-
-    return redactor()(value)

@@ -10,8 +10,9 @@ from typing import Any, TypeVar
 
 import click
 
-from angles.core import logging as angles_logging
+from angles.cli.invocation import invocation
 from angles.core.context import Context
+from angles.core.logging import Logs, console_stream
 from angles.core.pipeline import Pipeline
 from angles.core.plugins import Plugins, load_plugins
 from angles.core.redact import Redactor
@@ -48,36 +49,28 @@ def format_option(function: F) -> F:
     )(function)
 
 
-def options() -> dict[str, Any]:
-    """The global options of this invocation (``--quiet``, ``--verbose``, ``--debug``)."""
-    context = click.get_current_context(silent=True)
-    found = context.find_root().obj if context is not None else None
-    return found or {}
-
-
 def load(path: Path, plugins: Plugins | None = None) -> tuple[Pipeline, Plugins]:
-    """Load plugins and the pipeline (raising PipelineError), and start logging.
-
-    Log lines reach the console at a terminal from warnings up; ``--verbose`` shows every
-    line wherever stderr goes, ``--quiet`` none.
-    """
+    """Load plugins and the pipeline (raising PipelineError); from then on, output is
+    redacted with the pipeline's secrets."""
     from angles.core.config import load_pipeline
 
     plugins = plugins or load_plugins()
     pipeline = load_pipeline(path, plugins)
-    flags = options()
-    console = (
-        None
-        if flags.get("quiet")
-        else angles_logging.console_stream(always=flags.get("verbose", False))
-    )
-    angles_logging.configure(
+    invocation().redact = Redactor(pipeline.secrets)
+    return pipeline, plugins
+
+
+def make_logs(pipeline: Pipeline) -> Logs:
+    """The pipeline's log files, and log lines on the console: at a terminal from warnings
+    up; with ``--verbose`` every line wherever stderr goes; with ``--quiet`` none."""
+    flags = invocation()
+    console = None if flags.quiet else console_stream(always=flags.verbose)
+    return Logs(
         pipeline.log_dir,
         Redactor(pipeline.secrets),
         console=console,
-        console_level="info" if flags.get("verbose") else "warning",
+        console_level="info" if flags.verbose else "warning",
     )
-    return pipeline, plugins
 
 
 def open_context(path: Path, *, test: bool = False, output_format: str = "text") -> Context:
@@ -87,28 +80,29 @@ def open_context(path: Path, *, test: bool = False, output_format: str = "text")
     terminal, the output is text and not ``--quiet``.
     """
     pipeline, plugins = load(path)
-    watched = output_format == "text" and not options().get("quiet") and sys.stderr.isatty()
+    logs = make_logs(pipeline)
+    watched = output_format == "text" and not quiet() and sys.stderr.isatty()
     if watched:
         from angles.cli.progress import terminal_progress
 
-        return Context(pipeline, plugins, test=test, progress=terminal_progress)
-    return Context(pipeline, plugins, test=test)
+        return Context(pipeline, plugins, test=test, progress=terminal_progress, logs=logs)
+    return Context(pipeline, plugins, test=test, logs=logs)
 
 
 def quiet() -> bool:
     """Whether ``--quiet`` asks for the result alone."""
-    return bool(options().get("quiet"))
+    return invocation().quiet
 
 
 def echo_json(data: Any) -> None:
     """Print one JSON document on stdout, secrets redacted."""
-    clean = angles_logging.redactor()(data)
+    clean = invocation().redact(data)
     click.echo(json.dumps(clean, indent=2, ensure_ascii=False, default=str))
 
 
 def echo(text: str = "", **style: Any) -> None:
     """Print text for people on stdout, secrets redacted."""
-    click.secho(angles_logging.redactor().text(text), **style)
+    click.secho(invocation().redact.text(text), **style)
 
 
 def is_terminal() -> bool:

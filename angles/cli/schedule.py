@@ -34,12 +34,12 @@ def command(pipeline: Path, print_kind: str | None) -> int:
 
         click.echo(render(print_kind, read_pipeline(pipeline)), nl=False)
         return 0
-    from angles.cli.common import load
+    from angles.cli.common import load, make_logs
     from angles.core.report import format_timestamp
     from angles.state.scheduler import next_time, scheduler_for, utc_now
 
     loaded, plugins = load(pipeline)
-    scheduler = scheduler_for(loaded, plugins)
+    scheduler = scheduler_for(loaded, plugins, make_logs=lambda: make_logs(loaded))
     echo(
         f"angles: scheduling {loaded.name} at {loaded.schedule!r} (UTC); "
         f"next run at the earliest {format_timestamp(next_time(loaded.schedule, utc_now()))}. "
@@ -47,6 +47,9 @@ def command(pipeline: Path, print_kind: str | None) -> int:
         err=True,
     )
     with scheduler.stop_on_signals():
-        scheduler.run_forever()
+        try:
+            scheduler.run_forever()
+        finally:
+            scheduler.logs.close()
     echo(f"angles: scheduler stopped after {scheduler.runs} run(s)", err=True)
     return 0

@@ -6,11 +6,13 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from angles.core.errors import AnglesError
+from angles.core.logging import Logs
 from angles.core.progress import ProgressFactory, no_progress
 from angles.core.redact import Redactor
 
 if TYPE_CHECKING:
     import httpx
+    import structlog
 
     from angles.core.connection import Connection
     from angles.core.pipeline import Pipeline
@@ -25,7 +27,9 @@ class Context:
     Connections and sinks are created on first use and shared by every check and
     backup of the run (safely across the threads checks run in); :meth:`close`
     releases them. ``redact`` removes the pipeline's secret values from anything that
-    leaves the run (results, reports, messages).
+    leaves the run (results, reports, messages); :meth:`logger` writes the run's logs
+    through it. Nothing of a run is kept in module globals, so two runs in one process
+    never share secrets or log files.
     """
 
     def __init__(
@@ -35,16 +39,24 @@ class Context:
         *,
         test: bool = False,
         progress: ProgressFactory = no_progress,
+        logs: Logs | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.plugins = plugins
         self.test = test
         #: Called around long operations; the command line draws a bar on a terminal.
         self.progress = progress
-        self.redact = Redactor(pipeline.secrets)
+        self.redact = logs.redact if logs is not None else Redactor(pipeline.secrets)
+        #: The run's log files (and console lines); closed with the context.
+        self.logs = logs if logs is not None else Logs(pipeline.log_dir, self.redact)
         self._connections: dict[str, Connection] = {}
         self._sinks: dict[str, Sink] = {}
         self._lock = threading.Lock()
+
+    def logger(self, channel: str, **bound: Any) -> structlog.typing.FilteringBoundLogger:
+        """A logger for ``channel`` (``health``, ``backup``, ``restore``, ``runs``…) that
+        names the pipeline in every event."""
+        return self.logs.logger(channel, pipeline=self.pipeline.name, **bound)
 
     @property
     def default_timeout(self) -> float:
@@ -86,6 +98,7 @@ class Context:
             self._sinks.clear()
         for connection in connections:
             connection.close()
+        self.logs.close()
 
     def __enter__(self) -> Context:
         return self

@@ -38,10 +38,10 @@ def request(
     url: str,
     *,
     service: str,
+    redact: Callable[[str], str],
     retries: int = 2,
     backoff: float = 1.0,
     hint: Hint = None,
-    redact: Callable[[str], str] | None = None,
     **options: Any,
 ) -> httpx.Response:
     """Send a request, retrying 429 and 5xx (honouring ``Retry-After``), timeouts and
@@ -50,8 +50,8 @@ def request(
     Returns the successful response; raises :class:`ServiceError` naming the service,
     the HTTP status and a short, secret-free excerpt of the body (or the network
     failure). ``hint`` is a string or a function of the failed response (None for a
-    network failure) that says what to check. ``redact`` removes secret values from the
-    excerpt (default: the redaction of the loaded pipeline's logs).
+    network failure) that says what to check. ``redact`` (the plugin's ``context.redact``)
+    removes secret values from the excerpt.
     """
     attempt = 0
     while True:
@@ -112,15 +112,12 @@ def retry_delay(response: httpx.Response, default: float) -> float:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
 
 
-def describe_failure(response: httpx.Response, redact: Callable[[str], str] | None = None) -> str:
+def describe_failure(response: httpx.Response, redact: Callable[[str], str]) -> str:
     """``HTTP 404: channel_not_found`` — the status and a short excerpt of the body.
 
-    Known secret values are removed from the excerpt (a server may echo the request).
+    ``redact`` (a plugin's ``context.redact``) removes known secret values from the
+    excerpt: a server may echo the request.
     """
-    if redact is None:
-        from angles.core.logging import redactor
-
-        redact = redactor().text
     body = redact(response.text)
     return f"HTTP {response.status_code}: {excerpt(body) or response.reason_phrase}"
 

@@ -1,8 +1,9 @@
 """Structured logs: JSON lines in the pipeline's ``log_dir``, readable lines on a terminal.
 
 Each part of angles logs to its own file (``health_check.log``, ``backup.log``,
-``restore.log``, ``scheduler.log``, ``automated_runs.log``). Every event passes through
-the redaction step first, so no secret value reaches a file or the console.
+``restore.log``, ``scheduler.log``, ``automated_runs.log``). A :class:`Logs` belongs to
+one loaded pipeline (its run context owns it): every event passes through that
+pipeline's redactor first, so no secret value reaches a file or the console.
 """
 
 from __future__ import annotations
@@ -26,70 +27,82 @@ LOG_FILES = {
     "scheduler": "scheduler.log",
     "runs": "automated_runs.log",
 }
-
 LEVELS = ("debug", "info", "warning", "error", "critical")
 
-_state: dict[str, Any] = {
-    "log_dir": None,
-    "redactor": Redactor(),
-    "console": None,
-    "console_level": "info",
-}
-_files: dict[str, TextIO] = {}
-_lock = threading.Lock()
 
+class Logs:
+    """Where one pipeline's log events go: ``log_dir`` (None: no files) and, when given,
+    a console stream that shows events of ``console_level`` and above.
 
-def configure(
-    log_dir: Path | None,
-    redactor: Redactor,
-    *,
-    console: TextIO | None = None,
-    console_level: str = "info",
-) -> None:
-    """Send logs to ``log_dir`` (None: no files) and, when given, to a console stream,
-    there only events of ``console_level`` and above.
-
-    Called once a pipeline is loaded; before that nothing is written.
+    Files are opened on the first event of their channel and kept open until
+    :meth:`close`. Safe to use from the threads checks run in.
     """
-    close()
-    _state.update(log_dir=log_dir, redactor=redactor, console=console, console_level=console_level)
+
+    def __init__(
+        self,
+        log_dir: Path | None,
+        redact: Redactor,
+        *,
+        console: TextIO | None = None,
+        console_level: str = "warning",
+    ) -> None:
+        self.log_dir = log_dir
+        self.redact = redact
+        self.console = console
+        self.console_level = console_level
+        self._files: dict[str, TextIO] = {}
+        self._lock = threading.Lock()
+
+    def logger(self, channel: str, **bound: Any) -> structlog.typing.FilteringBoundLogger:
+        """A logger writing to the file of ``channel`` (a key of :data:`LOG_FILES`)."""
+        import structlog  # imported on first use: it costs start-up time
+
+        return structlog.wrap_logger(
+            _Discard(),
+            processors=[structlog.processors.add_log_level, self._emit],
+            wrapper_class=structlog.make_filtering_bound_logger(0),
+            context_class=dict,
+            channel=channel,
+            **bound,
+        )
+
+    def close(self) -> None:
+        """Close the log files."""
+        with self._lock:
+            for handle in self._files.values():
+                handle.close()
+            self._files.clear()
+
+    def _emit(self, logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+        from structlog import DropEvent
+
+        event = self.redact(event)
+        event["timestamp"] = (
+            datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        )
+        channel = event.pop("channel", "runs")
+        line = json.dumps(event, default=str, ensure_ascii=False)
+        with self._lock:
+            if self.log_dir is not None:
+                self._file(channel).write(line + "\n")
+            if self.console is not None and _rank(event.get("level")) >= _rank(self.console_level):
+                self.console.write(_console_line(event) + "\n")
+        raise DropEvent
+
+    def _file(self, channel: str) -> TextIO:
+        handle = self._files.get(channel)
+        if handle is None:
+            assert self.log_dir is not None
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            name = LOG_FILES.get(channel, f"{channel}.log")
+            # Line-buffered: each event reaches the file as it happens.
+            handle = open(self.log_dir / name, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+            self._files[channel] = handle
+        return handle
 
 
-def redactor() -> Redactor:
-    """The redaction step in force (the loaded pipeline's secrets)."""
-    return _state["redactor"]
-
-
-def close() -> None:
-    """Close the log files."""
-    with _lock:
-        for handle in _files.values():
-            handle.close()
-        _files.clear()
-
-
-def get_logger(channel: str, **context: Any) -> structlog.typing.FilteringBoundLogger:
-    """A logger writing to the file of ``channel`` (a key of :data:`LOG_FILES`)."""
-    import structlog  # imported on first use: it costs start-up time
-
-    return structlog.wrap_logger(
-        _ChannelLogger(channel),
-        processors=[
-            structlog.processors.add_log_level,
-            _redact,
-            _timestamp,
-            _emit,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(0),
-        context_class=dict,
-        channel=channel,
-        **context,
-    )
-
-
-class _ChannelLogger:
-    def __init__(self, channel: str) -> None:
-        self.channel = channel
+class _Discard:
+    """The logger behind structlog's chain: :meth:`Logs._emit` has written the event."""
 
     def msg(self, **event: Any) -> None:
         pass
@@ -97,36 +110,8 @@ class _ChannelLogger:
     debug = info = warning = warn = error = critical = exception = msg
 
 
-def _redact(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
-    return _state["redactor"](event)
-
-
-def _timestamp(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
-    event["timestamp"] = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    return event
-
-
-def _emit(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
-    channel = event.pop("channel", "runs")
-    log_dir: Path | None = _state["log_dir"]
-    line = json.dumps(event, default=str, ensure_ascii=False)
-    with _lock:
-        if log_dir is not None:
-            handle = _files.get(channel)
-            if handle is None:
-                log_dir.mkdir(parents=True, exist_ok=True)
-                handle = open(  # noqa: SIM115 - kept open for the whole run
-                    log_dir / LOG_FILES.get(channel, f"{channel}.log"), "a", encoding="utf-8"
-                )
-                _files[channel] = handle
-            handle.write(line + "\n")
-            handle.flush()
-        console: TextIO | None = _state["console"]
-        if console is not None and _rank(event.get("level")) >= _rank(_state["console_level"]):
-            console.write(_console_line(event) + "\n")
-    from structlog import DropEvent
-
-    raise DropEvent
+def _rank(level: str | None) -> int:
+    return LEVELS.index(level) if level in LEVELS else 1
 
 
 def _console_line(event: dict[str, Any]) -> str:
@@ -136,10 +121,6 @@ def _console_line(event: dict[str, Any]) -> str:
         f"{k}={v}" for k, v in event.items() if k not in {"level", "event", "timestamp"}
     )
     return f"{event['timestamp'][11:19]} {level:<7} {message} {extras}".rstrip()
-
-
-def _rank(level: str | None) -> int:
-    return LEVELS.index(level) if level in LEVELS else 1
 
 
 class StandardError:

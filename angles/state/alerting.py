@@ -18,7 +18,6 @@ from typing import Any
 from angles.core.context import Context
 from angles.core.durations import parse_duration
 from angles.core.errors import AnglesError
-from angles.core.logging import get_logger
 from angles.core.notifier import Notification, Notifier, Recovery
 from angles.core.report import CheckRun, NotificationRun, RunReport
 from angles.core.results import Status
@@ -133,7 +132,7 @@ def send_notifications(context: Context, report: RunReport) -> list[Notification
     entries = context.pipeline.notifiers
     if not entries:
         return []
-    log = get_logger("runs", pipeline=report.pipeline)
+    log = context.logger("runs")
     if report.test:
         plans = [(entry, Notification(report, alerts=report.failing_checks)) for entry in entries]
         return _deliver_all(context, plans)
@@ -183,7 +182,7 @@ def _deliver(
     context: Context, entry: dict[str, Any], notification: Notification
 ) -> NotificationRun:
 
-    log = get_logger("runs", pipeline=context.pipeline.name, notifier=entry["name"])
+    log = context.logger("runs", notifier=entry["name"])
     try:
         notifier: Notifier = context.create("notifier", entry["name"], entry)  # type: ignore[assignment]
         notifier.send(notification)

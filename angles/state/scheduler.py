@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 from croniter import croniter
 
 from angles.core.errors import AnglesError
-from angles.core.logging import get_logger
+from angles.core.logging import Logs
+from angles.core.redact import Redactor
 from angles.core.report import RunReport, format_timestamp
 from angles.core.text import one_line
 from angles.state.store import StateStore
@@ -75,6 +76,7 @@ class Scheduler:
         owner: str | None = None,
         lock_ttl: timedelta = LOCK_TTL,
         max_wait: float = MAX_WAIT_SECONDS,
+        logs: Logs | None = None,
     ) -> None:
         if not croniter.is_valid(schedule):
             raise AnglesError(f"{schedule!r} is not a cron expression", hint='e.g. "0 3 * * *"')
@@ -91,7 +93,8 @@ class Scheduler:
         self.runs = 0
         self._stopping = threading.Event()
         self._started_at: datetime | None = None
-        self.log = get_logger("scheduler", pipeline=pipeline)
+        self.logs = logs or Logs(None, Redactor())
+        self.log = self.logs.logger("scheduler", pipeline=pipeline)
 
     # -- control -----------------------------------------------------------------------
 
@@ -193,7 +196,9 @@ class Scheduler:
         return True
 
     def _run(self, slot: datetime) -> None:
-        runs_log = get_logger("runs", pipeline=self.pipeline, scheduled=format_timestamp(slot))
+        runs_log = self.logs.logger(
+            "runs", pipeline=self.pipeline, scheduled=format_timestamp(slot)
+        )
         self.log.info("run started", scheduled=format_timestamp(slot))
         self.runs += 1
         try:
@@ -240,8 +245,23 @@ class Scheduler:
         self._stopping.wait(max(seconds, 0.0))
 
 
-def scheduler_for(pipeline: Pipeline, plugins: Plugins, **options: Any) -> Scheduler:
-    """A scheduler that runs the pipeline as ``angles run`` does (checks, backups, alerts)."""
+def scheduler_for(
+    pipeline: Pipeline,
+    plugins: Plugins,
+    *,
+    make_logs: Callable[[], Logs] | None = None,
+    **options: Any,
+) -> Scheduler:
+    """A scheduler that runs the pipeline as ``angles run`` does (checks, backups, alerts).
+
+    ``make_logs`` gives each run's logs (and the scheduler's own): by default the
+    pipeline's log files, without a console.
+    """
+    if make_logs is None:
+
+        def make_logs() -> Logs:
+            return Logs(pipeline.log_dir, Redactor(pipeline.secrets))
+
     from angles.core.context import Context
     from angles.run import run_pipeline
     from angles.state.store import record_run
@@ -253,7 +273,7 @@ def scheduler_for(pipeline: Pipeline, plugins: Plugins, **options: Any) -> Sched
         )
 
     def run() -> RunReport:
-        with Context(pipeline, plugins) as context:
+        with Context(pipeline, plugins, logs=make_logs()) as context:
             report = run_pipeline(context)
             record_run(context, report)
         return report
@@ -261,4 +281,4 @@ def scheduler_for(pipeline: Pipeline, plugins: Plugins, **options: Any) -> Sched
     def open_store() -> StateStore:
         return StateStore.open(pipeline.state, connect_timeout=pipeline.timeout_seconds)
 
-    return Scheduler(pipeline.name, pipeline.schedule, run, open_store, **options)
+    return Scheduler(pipeline.name, pipeline.schedule, run, open_store, logs=make_logs(), **options)

@@ -460,14 +460,12 @@ def record_run(context: Context, report: RunReport) -> bool:
     """
     if report.test:
         return False
-    from angles.core.logging import get_logger
-
     document = context.redact(report.to_dict())
     try:
         with open_store(context) as store:
             store.record_run(report, document)
     except Exception as exc:
-        get_logger("runs", pipeline=report.pipeline).error(
+        context.logger("runs").error(
             "run not recorded", state=describe(context.pipeline.state), error=one_line(exc)
         )
         return False

@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from angles.core import logging as angles_logging
-
 
 @dataclass
 class CliResult:
@@ -37,5 +35,4 @@ def run_cli(*args: str | Path) -> CliResult:
     stdout, stderr = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         code = main([str(arg) for arg in args])
-    angles_logging.close()
     return CliResult(code, stdout.getvalue(), stderr.getvalue())

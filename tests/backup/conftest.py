@@ -11,11 +11,9 @@ from typing import Any
 
 import pytest
 
-from angles.core import logging as angles_logging
 from angles.core.config import load_pipeline
 from angles.core.context import Context
 from angles.core.plugins import load_plugins
-from angles.core.redact import Redactor
 
 VAULT_SCHEMA = """CREATE TABLE decision_vault (
     id TEXT PRIMARY KEY, decision TEXT, type TEXT, notion_synced BOOLEAN,
@@ -110,11 +108,9 @@ def make_context(tmp_path: Path) -> Iterator[Callable[..., Context]]:
         path.write_text(json.dumps(pipeline_document(**overrides)), encoding="utf-8")
         plugins = load_plugins()
         context = Context(load_pipeline(path, plugins, environ={}), plugins)
-        angles_logging.configure(context.pipeline.log_dir, Redactor(context.pipeline.secrets))
         contexts.append(context)
         return context
 
     yield make
     for context in contexts:
         context.close()
-    angles_logging.configure(None, Redactor())

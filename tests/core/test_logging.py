@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 
-from angles.core import logging as angles_logging
+from angles.core.logging import Logs
 from angles.core.redact import Redactor
 
 PIPELINE = """\
@@ -42,12 +42,36 @@ def test_logs_append_across_runs(angles_cli, pipeline_file, tmp_path):
 
 def test_console_rendering_is_readable_and_redacted(tmp_path):
     console = io.StringIO()
-    angles_logging.configure(tmp_path, Redactor(["hunter2-secret"]), console=console)
-    try:
-        angles_logging.get_logger("backup").info("backup stored", table="t", token="hunter2-secret")
-    finally:
-        angles_logging.configure(None, Redactor())
+    logs = Logs(tmp_path, Redactor(["hunter2-secret"]), console=console, console_level="info")
+    logs.logger("backup").info("backup stored", table="t", token="hunter2-secret")
+    logs.close()
     line = console.getvalue().strip()
     assert "info" in line and "backup stored" in line and "table=t" in line and "token=***" in line
     assert "hunter2-secret" not in (tmp_path / "backup.log").read_text()
     assert json.loads((tmp_path / "backup.log").read_text())["token"] == "***"
+
+
+def test_two_commands_in_one_process_keep_their_own_secrets(angles_cli, pipeline_file):
+    url = "http://127.0.0.1:9/hooks/first-secret"
+    first = pipeline_file(
+        f"version: 1\nnotifiers:\n  - {{name: hook, type: webhook, url: '{url}'}}\n",
+        name="first.yaml",
+    )
+    second = pipeline_file(f"version: 1\nname: '{url}'\n", name="second.yaml")
+    assert angles_cli("validate", first).exit_code == 0
+    result = angles_cli("run", second, "--format", "json")
+    # The URL is a secret of the first pipeline only: the second command shows it.
+    assert result.json()["pipeline"] == url
+
+
+def test_logs_of_two_contexts_go_to_their_own_folders(tmp_path):
+    one, two = (
+        Logs(tmp_path / "one", Redactor(["alpha-secret"])),
+        Logs(tmp_path / "two", Redactor()),
+    )
+    one.logger("runs").warning("hello", value="alpha-secret")
+    two.logger("runs").warning("hello", value="alpha-secret")
+    one.close()
+    two.close()
+    assert json.loads((tmp_path / "one/automated_runs.log").read_text())["value"] == "***"
+    assert json.loads((tmp_path / "two/automated_runs.log").read_text())["value"] == "alpha-secret"

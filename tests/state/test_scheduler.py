@@ -7,11 +7,12 @@ import signal
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
 
-from angles.core import logging as angles_logging
+from angles.core.logging import Logs
 from angles.core.redact import Redactor
 from angles.core.report import RunReport
 from angles.state.scheduler import Scheduler, latest_time, next_time
@@ -49,10 +50,8 @@ class FakeTime:
 
 @pytest.fixture
 def logs(tmp_path):
-    angles_logging.configure(tmp_path / "logs", Redactor())
-    yield tmp_path / "logs"
-    angles_logging.close()
-    angles_logging.configure(None, Redactor())
+    """The scheduler's log folder; ``make`` writes there."""
+    return tmp_path / "logs"
 
 
 @pytest.fixture
@@ -66,6 +65,9 @@ def make(location: str, fake: FakeTime, run=None, schedule="0 3 * * *", **option
     def default_run() -> RunReport:
         ran.append(fake.clock())
         return RunReport("prod", fake.clock())
+
+    # Beside the state file: the folder the ``logs`` fixture names.
+    options.setdefault("logs", Logs(Path(location).parent / "logs", Redactor()))
 
     scheduler = Scheduler(
         "prod",
