@@ -1,15 +1,20 @@
 """A PostgREST-compatible gateway over a real PostgreSQL, as Supabase serves it at ``/rest/v1``.
 
 :class:`PostgrestServer` reproduces what ``/work/shared/reference/postgrest.md`` documents
-(PostgREST v13/v14 behind Supabase's API gateway): the ``apikey`` check and its two 401
-bodies, HS256 JWTs with ``anon``/``service_role``, one transaction per request with the
-role and claims set, filters, ordering, ``limit``/``offset``/``Range``, db-max-rows,
-counting and ``Content-Range`` with 200/206/416, inserts and upserts through
-``json_to_recordset``, PATCH and DELETE (refused without a filter), PostgREST's error
-bodies and status mapping, and the OpenAPI root. Row bodies are built by PostgreSQL with
-``json_agg`` and passed through untouched, so the bytes are PostgREST's.
+and what PostgREST's source says (v13.0.7 to v14, behind Supabase's API gateway): the
+``apikey`` check and its two 401 bodies, HS256 JWTs with ``anon``/``service_role``, one
+transaction per request with the role and claims set, filters and logic trees parsed by
+PostgREST's grammar (``postgrest_query``), ordering, ``limit``/``offset``/``Range`` and
+db-max-rows, counting and ``Content-Range`` with 200/206/416, content negotiation (JSON,
+single objects, nulls stripped, CSV; plans disabled as on Supabase) and ``Prefer``
+(``postgrest_request``), inserts and upserts through ``json_to_recordset``, PATCH and DELETE
+(refused without a filter), PostgREST's error bodies and status mapping, and the OpenAPI
+root (``postgrest_openapi``). Row bodies are built by PostgreSQL with ``json_agg`` and passed
+through untouched, so the bytes are PostgREST's. docs/fidelity.md lists each rule, its
+upstream source and its test.
 
-Not implemented: resource embedding (``rel(cols)``), RPC (``/rpc/fn``), CSV, PUT, aggregates.
+Not implemented: resource embedding (``rel(cols)``, refused with PGRST100/PGRST108), RPC
+(``/rpc/fn``), PUT, aggregates, ``return=headers-only``'s Location header, plans.
 
 Fixtures: ``postgrest`` (a started server over the test database, reset for each test) and
 ``postgrest_factory`` (servers with other options).
