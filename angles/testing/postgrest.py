@@ -72,6 +72,7 @@ from angles.testing.postgrest_request import (
     Range,
     negotiate,
     parse_accept,
+    read_integer,
     requested_range,
     unavailable_message,
 )
@@ -186,10 +187,13 @@ def _pg_status(sqlstate: str, message: str, authed: bool) -> int:
         return 401 if message.startswith("role") and message.endswith("does not exist") else 400
     if sqlstate == "42501":
         return 403 if authed else 401
+    if sqlstate == "42883" and message.startswith("function xmlagg("):
+        return 406
     if sqlstate in exact:
         return exact[sqlstate]
-    if sqlstate.startswith("PT") and sqlstate[2:].isdigit():
-        return int(sqlstate[2:])
+    if sqlstate.startswith("PT"):  # HTTP.mkStatus <$> readMaybe n, else 500
+        status = read_integer(sqlstate[2:])
+        return status if status is not None else 500
     prefixes = {
         "08": 503,
         "09": 500,
@@ -703,7 +707,7 @@ class _Pool:
             with self._cond:
                 self._count -= 1
                 self._cond.notify()
-            raise ApiError(503, "PGRST000", "Database connection error", str(exc)) from None
+            raise ApiError(503, "PGRST000", "Database connection error.", str(exc)) from None
 
     def _release(self, conn: psycopg.Connection[Any]) -> None:
         healthy = not conn.closed and conn.info.transaction_status == 0  # IDLE
@@ -1014,7 +1018,7 @@ class PostgrestServer(ServiceServer):
                 return Response(404, b"", {})
             return self._table_request(request, context, table)
         except ApiError as error:
-            return error.response()
+            return self._versioned(error).response()
 
     def _authenticate(self, request: RecordedRequest, key: tuple[str, str]) -> _Context:
         authorization = request.header("authorization")
@@ -1130,7 +1134,7 @@ class PostgrestServer(ServiceServer):
             except psycopg.Error as exc:
                 with contextlib.suppress(psycopg.Error):
                     conn.rollback()
-                raise self._from_pg(exc, context.authed) from None
+                raise _from_pg(exc, context.authed) from None
             except BaseException:
                 with contextlib.suppress(psycopg.Error):
                     conn.rollback()
@@ -1180,8 +1184,8 @@ class PostgrestServer(ServiceServer):
             )
         return _Call(request, context, prefs, query, top_range, media, table)
 
-    def _from_pg(self, exc: psycopg.Error, authed: bool) -> ApiError:
-        error = _from_pg(exc, authed)
+    def _versioned(self, error: ApiError) -> ApiError:
+        """PGRST000 lost its "Retrying the connection." in v14.13 (Error.hs)."""
         if error.code == "PGRST000" and self._version < (14, 13):
             error.message = "Database connection error. Retrying the connection."
         return error
@@ -1559,7 +1563,7 @@ class PostgrestServer(ServiceServer):
                     integer_formats=self._version >= (14, 8),
                 )
             except psycopg.Error as exc:
-                raise self._from_pg(exc, context.authed) from None
+                raise _from_pg(exc, context.authed) from None
             finally:
                 conn.rollback()
         headers = {"Content-Type": "application/openapi+json; charset=utf-8", **context.headers}

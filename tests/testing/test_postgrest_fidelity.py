@@ -10,8 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from postgrest.exceptions import APIError
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from angles.testing.postgres import PostgresDatabase
 from angles.testing.postgrest import PostgrestServer
@@ -497,6 +499,7 @@ def test_raised_sqlstates_map_as_pg_error_status(postgres_db, postgrest):
         return response.status_code, response.json()["code"]
 
     assert status_of("PT402") == (402, "PT402")  # PTxyz -> HTTP xyz
+    assert status_of("PTABC") == (500, "PTABC")
     assert status_of("P0001") == (400, "P0001")
     assert status_of("P0002") == (500, "P0002")
     assert status_of("54000") == (500, "54000")
@@ -506,3 +509,23 @@ def test_raised_sqlstates_map_as_pg_error_status(postgres_db, postgrest):
 def test_versions_outside_13_0_7_to_14_are_refused(postgres_db):
     with pytest.raises(ValueError, match=r"13\.0\.7 to 14\.x"):
         PostgrestServer(postgres_db.url, version="12.2.3")
+
+
+def test_a_lost_database_is_503_pgrst000_worded_by_version(postgres_admin_url):
+    name = "angles_test_pgrst000"
+    with psycopg.connect(postgres_admin_url, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name}")
+        admin.execute(f"CREATE DATABASE {name}")
+    url = make_conninfo(**{**conninfo_to_dict(postgres_admin_url), "dbname": name})
+    server = PostgrestServer(url).start()
+    try:
+        with psycopg.connect(postgres_admin_url, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE {name}")
+        response = rest(server, "GET", "/items")
+        assert response.status_code == 503
+        assert response.json()["code"] == "PGRST000"
+        assert response.json()["message"] == "Database connection error. Retrying the connection."
+        server.version = "14.13"
+        assert rest(server, "GET", "/items").json()["message"] == "Database connection error."
+    finally:
+        server.stop()
