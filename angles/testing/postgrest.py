@@ -1,15 +1,20 @@
 """A PostgREST-compatible gateway over a real PostgreSQL, as Supabase serves it at ``/rest/v1``.
 
 :class:`PostgrestServer` reproduces what ``/work/shared/reference/postgrest.md`` documents
-(PostgREST v13/v14 behind Supabase's API gateway): the ``apikey`` check and its two 401
-bodies, HS256 JWTs with ``anon``/``service_role``, one transaction per request with the
-role and claims set, filters, ordering, ``limit``/``offset``/``Range``, db-max-rows,
-counting and ``Content-Range`` with 200/206/416, inserts and upserts through
-``json_to_recordset``, PATCH and DELETE (refused without a filter), PostgREST's error
-bodies and status mapping, and the OpenAPI root. Row bodies are built by PostgreSQL with
-``json_agg`` and passed through untouched, so the bytes are PostgREST's.
+and what PostgREST's source says (v13.0.7 to v14, behind Supabase's API gateway): the
+``apikey`` check and its two 401 bodies, HS256 JWTs with ``anon``/``service_role``, one
+transaction per request with the role and claims set, filters and logic trees parsed by
+PostgREST's grammar (``postgrest_query``), ordering, ``limit``/``offset``/``Range`` and
+db-max-rows, counting and ``Content-Range`` with 200/206/416, content negotiation (JSON,
+single objects, nulls stripped, CSV; plans disabled as on Supabase) and ``Prefer``
+(``postgrest_request``), inserts and upserts through ``json_to_recordset``, PATCH and DELETE
+(refused without a filter), PostgREST's error bodies and status mapping, and the OpenAPI
+root (``postgrest_openapi``). Row bodies are built by PostgreSQL with ``json_agg`` and passed
+through untouched, so the bytes are PostgREST's. docs/fidelity.md lists each rule, its
+upstream source and its test.
 
-Not implemented: resource embedding (``rel(cols)``), RPC (``/rpc/fn``), CSV, PUT, aggregates.
+Not implemented: resource embedding (``rel(cols)``, refused with PGRST100/PGRST108), RPC
+(``/rpc/fn``), PUT, aggregates, ``return=headers-only``'s Location header, plans.
 
 Fixtures: ``postgrest`` (a started server over the test database, reset for each test) and
 ``postgrest_factory`` (servers with other options).
@@ -30,7 +35,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import psycopg
 from psycopg import sql
@@ -38,6 +43,36 @@ from psycopg import sql
 from angles.testing.postgres import (
     ensure_supabase_roles,
     grant_supabase_roles,
+)
+from angles.testing.postgrest_openapi import openapi_document
+from angles.testing.postgrest_query import Field as QueryField
+from angles.testing.postgrest_query import (
+    Filter,
+    Logic,
+    OrderTerm,
+    QueryParamError,
+    parse_columns,
+    parse_filter,
+    parse_logic,
+    parse_order,
+)
+from angles.testing.postgrest_request import (
+    ANY,
+    ARRAY_STRIPPED,
+    CSV,
+    GEOJSON,
+    JSON,
+    OBJECT,
+    OBJECT_STRIPPED,
+    OPENAPI,
+    MediaType,
+    Preferences,
+    Range,
+    negotiate,
+    parse_accept,
+    read_integer,
+    requested_range,
+    unavailable_message,
 )
 from angles.testing.server import Fault, RecordedRequest, Response, ServiceServer
 
@@ -56,6 +91,18 @@ JSON_TYPE = "application/json; charset=utf-8"
 _NO_KEY_HINT = "No `apikey` request header or url param was found."
 _BAD_KEY_HINT = "Double check your Supabase `anon` or `service_role` API key."
 _CLOCK_SKEW = 30
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    """``"14.5"`` -> (14, 5); only the releases the imitation knows are accepted."""
+    try:
+        numbers = tuple(int(part) for part in version.split("."))
+    except ValueError:
+        numbers = ()
+    if not (13, 0, 7) <= numbers < (15,):
+        raise ValueError(f"PostgREST version {version!r}: the imitation knows 13.0.7 to 14.x")
+    return numbers
+
 
 # --------------------------------------------------------------------------------------------
 # Errors
@@ -82,16 +129,20 @@ class ApiError(Exception):
         self.hint = hint
         self.headers = headers or {}
 
-    def response(self) -> Response:
-        """The HTTP response PostgREST sends for this error."""
+    def payload(self) -> bytes:
+        """``toJsonPgrstError``: code, details, hint and message, keys in order, nulls kept."""
         body = {"code": self.code, "details": self.details, "hint": self.hint}
         body["message"] = self.message
+        return _dumps(body, sort_keys=True)
+
+    def response(self) -> Response:
+        """The HTTP response PostgREST sends for this error (``errorResponseFor``)."""
         headers = {
             "Content-Type": JSON_TYPE,
             "Proxy-Status": f"PostgREST; error={self.code}",
             **self.headers,
         }
-        return Response(self.status, _dumps(body, sort_keys=True), headers)
+        return Response(self.status, self.payload(), headers)
 
 
 def _dumps(payload: Any, sort_keys: bool = False) -> bytes:
@@ -113,11 +164,6 @@ def _parse_error(what: str, value: str, column: int, details: str) -> ApiError:
     )
 
 
-def _unexpected(text: str, pos: int, expecting: str) -> str:
-    found = f'"{text[pos]}"' if pos < len(text) else "end of input"
-    return f"unexpected {found} expecting {expecting}"
-
-
 def _pg_status(sqlstate: str, message: str, authed: bool) -> int:
     """PostgREST's ``pgErrorStatus`` (Error.hs)."""
     exact = {
@@ -137,10 +183,13 @@ def _pg_status(sqlstate: str, message: str, authed: bool) -> int:
         return 401 if message.startswith("role") and message.endswith("does not exist") else 400
     if sqlstate == "42501":
         return 403 if authed else 401
+    if sqlstate == "42883" and message.startswith("function xmlagg("):
+        return 406
     if sqlstate in exact:
         return exact[sqlstate]
-    if sqlstate.startswith("PT") and sqlstate[2:].isdigit():
-        return int(sqlstate[2:])
+    if sqlstate.startswith("PT"):  # HTTP.mkStatus <$> readMaybe n, else 500
+        status = read_integer(sqlstate[2:])
+        return status if status is not None else 500
     prefixes = {
         "08": 503,
         "09": 500,
@@ -254,6 +303,9 @@ def decode_jwt(token: str, secret: str, now: float | None = None) -> dict[str, A
 # Query parsing
 # --------------------------------------------------------------------------------------------
 
+_NON_FILTER_PARAMS = {"select", "columns", "on_conflict", "apikey"}
+_NON_FILTER_SUFFIXES = {"order", "limit", "offset", "and", "or"}
+_CAST_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_ ]*(\[\])?")
 _COMPARISONS = {
     "eq": "=",
     "gt": ">",
@@ -261,13 +313,10 @@ _COMPARISONS = {
     "lt": "<",
     "lte": "<=",
     "neq": "<>",
-    "like": "LIKE",
-    "ilike": "ILIKE",
+    "like": "like",
+    "ilike": "ilike",
     "match": "~",
     "imatch": "~*",
-}
-_OTHER_OPERATORS = {
-    "isdistinct": "IS DISTINCT FROM",
     "cs": "@>",
     "cd": "<@",
     "ov": "&&",
@@ -283,19 +332,6 @@ _FTS = {
     "phfts": "phraseto_tsquery",
     "wfts": "websearch_to_tsquery",
 }
-_IS_VALUES = {
-    "null": "NULL",
-    "not_null": "NOT NULL",
-    "true": "TRUE",
-    "false": "FALSE",
-    "unknown": "UNKNOWN",
-}
-_OPERATOR_RE = re.compile(r"(not\.)?([a-z]+)(?:\(([^)]*)\))?\.", re.S)
-_EXPECT_OPERATOR = "operator (eq, gt, ...)"
-_NON_FILTER_PARAMS = {"select", "columns", "on_conflict", "apikey"}
-_NON_FILTER_SUFFIXES = {"order", "limit", "offset", "and", "or"}
-_CAST_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_ ]*(\[\])?")
-_INT_RE = re.compile(r"\s*-?\d+\s*")
 
 
 @dataclass
@@ -359,162 +395,6 @@ def _split_top(text: str, separator: str = ",") -> list[str]:
     return parts
 
 
-def _unquote(value: str) -> str:
-    value = value.strip()
-    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
-        return re.sub(r"\\(.)", r"\1", value[1:-1])
-    return value
-
-
-def _filter_sql(rel: sql.Composable, fld: _Field, value: str, in_logic: bool) -> sql.Composable:
-    """``value`` is ``[not.]op[(modifier)].operand``; returns the SQL condition."""
-    match = _OPERATOR_RE.match(value)
-    if not match:
-        offset = 4 if value.startswith("not.") else 0
-        expecting = _EXPECT_OPERATOR if offset else f'"not" or {_EXPECT_OPERATOR}'
-        raise _parse_error("filter", value, offset + 1, _unexpected(value, offset, expecting))
-    negate, op, modifier, operand = bool(match.group(1)), match.group(2), match.group(3), ""
-    operand = value[match.end() :]
-    column = fld.sql(rel)
-    if in_logic and op != "in":
-        operand = _unquote(operand)
-    condition: sql.Composable
-    if op in _COMPARISONS and modifier in ("any", "all"):
-        if op in ("like", "ilike"):
-            operand = operand.replace("*", "%")
-        condition = sql.SQL("{} {} {}({})").format(
-            column, sql.SQL(_COMPARISONS[op]), sql.SQL(modifier.upper()), sql.Literal(operand)
-        )
-    elif op in _COMPARISONS and modifier is None:
-        if op in ("like", "ilike"):
-            operand = operand.replace("*", "%")
-        condition = sql.SQL("{} {} {}").format(
-            column, sql.SQL(_COMPARISONS[op]), sql.Literal(operand)
-        )
-    elif op in _OTHER_OPERATORS and modifier is None:
-        if op == "ov" and operand.startswith("(") and operand.endswith(")"):
-            operand = "{" + operand[1:-1] + "}"
-        condition = sql.SQL("{} {} {}").format(
-            column, sql.SQL(_OTHER_OPERATORS[op]), sql.Literal(operand)
-        )
-    elif op == "is" and modifier is None:
-        keyword = _IS_VALUES.get(operand.lower())
-        if keyword is None:
-            start = match.end()
-            raise _parse_error(
-                "filter",
-                value,
-                start + 1,
-                _unexpected(value, start, '"null", "not_null", "true", "false" or "unknown"'),
-            )
-        condition = sql.SQL("{} IS {}").format(column, sql.SQL(keyword))
-    elif op == "in" and modifier is None:
-        if not (operand.startswith("(") and operand.endswith(")")):
-            start = match.end()
-            raise _parse_error("filter", value, start + 1, _unexpected(value, start, '"("'))
-        inner = operand[1:-1]
-        items = [_unquote(item) for item in _split_top(inner)] if inner.strip() else []
-        if items:
-            condition = sql.SQL("{} IN ({})").format(
-                column, sql.SQL(", ").join(sql.Literal(item) for item in items)
-            )
-        else:
-            condition = sql.SQL("FALSE")
-    elif op in _FTS:
-        function = sql.SQL(_FTS[op])
-        if modifier:
-            query = sql.SQL("{}({}::regconfig, {})").format(
-                function, sql.Literal(modifier), sql.Literal(operand)
-            )
-        else:
-            query = sql.SQL("{}({})").format(function, sql.Literal(operand))
-        condition = sql.SQL("{} @@ {}").format(column, query)
-    else:
-        offset = 4 if negate else 0
-        expecting = _EXPECT_OPERATOR if negate else f'"not" or {_EXPECT_OPERATOR}'
-        raise _parse_error("filter", value, offset + 1, _unexpected(value, offset, expecting))
-    return sql.SQL("NOT ({})").format(condition) if negate else condition
-
-
-def _logic_sql(rel: sql.Composable, key: str, value: str) -> sql.Composable:
-    """``or=(a.eq.1,and(b.gt.2,c.is.null))`` and friends."""
-    negate = key.startswith("not.")
-    operator = key[4:] if negate else key
-    condition = _logic_tree(rel, operator, value, f"{key}={value}")
-    return sql.SQL("NOT ({})").format(condition) if negate else condition
-
-
-def _logic_tree(rel: sql.Composable, operator: str, value: str, source: str) -> sql.Composable:
-    value = value.strip()
-    if not (value.startswith("(") and value.endswith(")")):
-        raise _parse_error("logic tree", source, 1, _unexpected(value, 0, '"("'))
-    conditions: list[sql.Composable] = []
-    for item in _split_top(value[1:-1]):
-        item = item.strip()
-        nested = re.match(r"(not\.)?(and|or)(\(.*\))$", item, re.S)
-        if nested:
-            inner = _logic_tree(rel, nested.group(2), nested.group(3), source)
-            conditions.append(sql.SQL("NOT ({})").format(inner) if nested.group(1) else inner)
-            continue
-        if item.startswith('"'):
-            end = item.find('"', 1)
-            name_part, rest = item[: end + 1], item[end + 1 :]
-        else:
-            name_part, _, rest = item.partition(".")
-            rest = "." + rest if rest or item.endswith(".") else ""
-        if not rest.startswith("."):
-            raise _parse_error("logic tree", source, 1, _unexpected(item, len(item), '"."'))
-        conditions.append(_filter_sql(rel, _parse_field(name_part), rest[1:], in_logic=True))
-    if not conditions:
-        raise _parse_error("logic tree", source, 1, "unexpected end of input")
-    joiner = sql.SQL(" AND ") if operator == "and" else sql.SQL(" OR ")
-    return sql.SQL("({})").format(joiner.join(conditions))
-
-
-def _where_sql(rel: sql.Composable, query: Sequence[tuple[str, str]]) -> list[sql.Composable]:
-    conditions: list[sql.Composable] = []
-    for key, value in query:
-        if key in ("and", "or", "not.and", "not.or"):
-            conditions.append(_logic_sql(rel, key, value))
-        elif key in _NON_FILTER_PARAMS or key.rsplit(".", 1)[-1] in _NON_FILTER_SUFFIXES:
-            continue
-        else:
-            conditions.append(_filter_sql(rel, _parse_field(key), value, in_logic=False))
-    return conditions
-
-
-def _order_sql(rel: sql.Composable, value: str) -> list[sql.Composable]:
-    terms: list[sql.Composable] = []
-    position = 0
-    for item in _split_top(value):
-        if item.startswith('"'):
-            end = item.find('"', 1) + 1
-        else:
-            end = item.find(".") if "." in item else len(item)
-        if end <= 0 or not item[:end].strip('"'):
-            raise _parse_error(
-                "order", value, position + 1, _unexpected(value, position, "field name")
-            )
-        fld = _parse_field(item[:end])
-        modifiers = re.match(r"(\.(asc|desc))?(\.(nullsfirst|nullslast))?", item[end:])
-        assert modifiers is not None
-        consumed = end + modifiers.end()
-        if consumed != len(item):
-            pos = position + consumed
-            raise _parse_error(
-                "order", value, pos + 1, _unexpected(value, pos, '"," or end of input')
-            )
-        term = fld.sql(rel)
-        if modifiers.group(2):
-            term = sql.SQL("{} {}").format(term, sql.SQL(modifiers.group(2).upper()))
-        if modifiers.group(4):
-            nulls = "NULLS FIRST" if modifiers.group(4) == "nullsfirst" else "NULLS LAST"
-            term = sql.SQL("{} {}").format(term, sql.SQL(nulls))
-        terms.append(term)
-        position += len(item) + 1
-    return terms
-
-
 def _select_sql(
     rel: sql.Composable, value: str, star: Sequence[str] | None = None
 ) -> sql.Composable:
@@ -558,14 +438,6 @@ def _select_sql(
     return sql.SQL(", ").join(items)
 
 
-def _int_param(query: Sequence[tuple[str, str]], name: str) -> int | None:
-    value = None
-    for key, raw in query:
-        if key == name and _INT_RE.fullmatch(raw):
-            value = int(raw)
-    return value
-
-
 def _param(query: Sequence[tuple[str, str]], name: str) -> str | None:
     for key, value in query:
         if key == name:
@@ -573,27 +445,171 @@ def _param(query: Sequence[tuple[str, str]], name: str) -> str | None:
     return None
 
 
-def _parse_prefer(header: str | None) -> dict[str, str]:
-    prefs: dict[str, str] = {}
-    for part in (header or "").split(","):
-        key, _, value = part.strip().partition("=")
-        if key:
-            prefs.setdefault(key.strip(), value.strip())
-    return prefs
+def _last_segment(key: str) -> str:
+    return key.rsplit(".", 1)[-1]
 
 
-_VALID_PREFERENCES = {
-    "return": {"minimal", "representation", "headers-only"},
-    "count": {"exact", "planned", "estimated"},
-    "resolution": {"merge-duplicates", "ignore-duplicates"},
-    "missing": {"default", "null"},
-    "handling": {"strict", "lenient"},
-    "tx": {"commit", "rollback"},
-}
+def _trim_nul(text: str) -> str:
+    """``trimNullChars``: identifiers and array elements end at a NUL character."""
+    return text.split("\0", 1)[0]
 
 
-def _parse_columns(value: str) -> list[str]:
-    return [_unquote(item) for item in _split_top(value) if item.strip()]
+def _query_error(error: QueryParamError) -> ApiError:
+    return ApiError(400, "PGRST100", error.message, error.details)
+
+
+@dataclass
+class _Query:
+    """A query string as ``QueryParams.parse`` reads it; embedded paths are kept to be refused."""
+
+    filters: list[tuple[tuple[str, ...], Filter]]
+    logic: list[tuple[tuple[str, ...], Logic]]
+    order: list[tuple[tuple[str, ...], list[OrderTerm]]]
+    columns: list[str] | None
+    on_conflict: list[str] | None
+    select: str
+    canonical: str
+    range_keys: list[str]
+
+    @classmethod
+    def parse(cls, query: Sequence[tuple[str, str]]) -> _Query:
+        """Parse in PostgREST's order (order, logic, columns, filters, on_conflict): the first
+        bad parameter in that order is the one reported."""
+        try:
+            order = [parse_order(k, v) for k, v in query if _last_segment(k) == "order"]
+            logic = [parse_logic(k, v) for k, v in query if _last_segment(k) in ("and", "or")]
+            columns_text = _param(query, "columns")
+            columns = parse_columns(columns_text) if columns_text is not None else None
+            filters = [
+                parse_filter(k, v)
+                for k, v in query
+                if k not in _NON_FILTER_PARAMS and _last_segment(k) not in _NON_FILTER_SUFFIXES
+            ]
+            conflict_text = _param(query, "on_conflict")
+            on_conflict = (
+                parse_columns(conflict_text, "on_conflict") if conflict_text is not None else None
+            )
+        except QueryParamError as error:
+            raise _query_error(error) from None
+        range_keys = [k for k, _ in query if _last_segment(k) in ("limit", "offset")]
+        return cls(
+            filters,
+            logic,
+            order,
+            columns,
+            on_conflict,
+            _param(query, "select") or "*",
+            _canonical(query),
+            range_keys,
+        )
+
+    def refuse_embedding(self) -> None:
+        """PGRST108 for a filter, order or range on an embedding (embedding is not imitated)."""
+        paths = [path for path, _ in [*self.filters, *self.logic, *self.order]]
+        paths += [tuple(key.split(".")[:-1]) for key in self.range_keys]
+        relations = [term.relation for _, terms in self.order for term in terms if term.relation]
+        for name in [path[0] for path in paths if path] + relations:
+            raise ApiError(
+                400,
+                "PGRST108",
+                f"'{name}' is not an embedded resource in this request",
+                hint=f"Verify that '{name}' is included in the 'select' query parameter.",
+            )
+
+    def where(self, rel: sql.Composable) -> list[sql.Composable]:
+        """The filters, then the logic trees, each a condition ANDed by the caller."""
+        conditions = [_filter_sql(rel, flt) for _, flt in self.filters]
+        return conditions + [_logic_sql(rel, tree) for _, tree in self.logic]
+
+    def order_by(self, rel: sql.Composable) -> list[sql.Composable]:
+        """``orderF``: the terms of the (last) top-level ``order``."""
+        top = [terms for path, terms in self.order if not path]
+        return [_order_term_sql(rel, term) for term in (top[-1] if top else [])]
+
+
+def _canonical(query: Sequence[tuple[str, str]]) -> str:
+    """``qsCanonical``: sorted by name, repeated names joined by commas, percent-encoded."""
+    grouped: dict[str, list[str]] = {}
+    for key, value in sorted(query, key=lambda item: item[0]):
+        grouped.setdefault(key, []).append(value)
+
+    def encode(text: str) -> str:
+        return quote(text, safe="")
+
+    return "&".join(
+        f"{encode(k)}={','.join(encode(v) for v in values)}" for k, values in grouped.items()
+    )
+
+
+def _field_sql(rel: sql.Composable, fld: QueryField) -> sql.Composable:
+    """``pgFmtField``: the column, then ``->``/``->>`` with a key or an ``::int`` index."""
+    expr: sql.Composable = sql.SQL("{}.{}").format(rel, sql.Identifier(_trim_nul(fld.name)))
+    for arrow, key in fld.json_path:
+        operand = (
+            sql.SQL("{}::int").format(sql.Literal(f"{key:+d}"))
+            if isinstance(key, int)
+            else sql.Literal(key)
+        )
+        expr = sql.SQL("{}{}{}").format(expr, sql.SQL(arrow), operand)
+    return expr
+
+
+def _array_literal(values: Sequence[str]) -> str:
+    """``pgBuildArrayLiteral``: ``{"a","b \\"c\\""}``."""
+
+    def escaped(value: str) -> str:
+        return '"' + _trim_nul(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    return "{" + ",".join(escaped(value) for value in values) + "}"
+
+
+def _filter_sql(rel: sql.Composable, flt: Filter) -> sql.Composable:
+    """``pgFmtFilter`` (Query/SqlFragment.hs)."""
+    column = _field_sql(rel, flt.field)
+    operand = flt.operand
+    if flt.operator == "in":
+        values = tuple(operand)
+        array = "{}" if values == ("",) else _array_literal(values)
+        condition = sql.SQL("{} = ANY({})").format(column, sql.Literal(array))
+    elif flt.operator == "is":
+        keyword = {"not_null": "NOT NULL"}.get(str(operand), str(operand).upper())
+        condition = sql.SQL("{} IS {}").format(column, sql.SQL(keyword))
+    elif flt.operator == "isdistinct":
+        condition = sql.SQL("{} IS DISTINCT FROM {}").format(column, sql.Literal(operand))
+    elif flt.operator in _FTS:
+        arguments = [sql.Literal(flt.modifier)] if flt.modifier else []
+        arguments.append(sql.Literal(operand))
+        condition = sql.SQL("{} @@ {}({})").format(
+            column, sql.SQL(_FTS[flt.operator]), sql.SQL(", ").join(arguments)
+        )
+    else:
+        text = str(operand)
+        if flt.operator in ("like", "ilike"):
+            text = text.replace("*", "%")
+        value: sql.Composable = sql.Literal(text)
+        if flt.modifier:
+            value = sql.SQL("{}({})").format(sql.SQL(flt.modifier.upper()), value)
+        condition = sql.SQL("{} {} {}").format(column, sql.SQL(_COMPARISONS[flt.operator]), value)
+    return sql.SQL("NOT ({})").format(condition) if flt.negated else condition
+
+
+def _logic_sql(rel: sql.Composable, tree: Logic | Filter) -> sql.Composable:
+    """``pgFmtLogicTree``: ``[NOT] (a OR b ...)``."""
+    if isinstance(tree, Filter):
+        return _filter_sql(rel, tree)
+    joiner = sql.SQL(" AND ") if tree.operator == "and" else sql.SQL(" OR ")
+    condition = sql.SQL("({})").format(joiner.join(_logic_sql(rel, c) for c in tree.children))
+    return sql.SQL("NOT {}").format(condition) if tree.negated else condition
+
+
+def _order_term_sql(rel: sql.Composable, term: OrderTerm) -> sql.Composable:
+    """``pgFmtOrderTerm``: the field, then ASC/DESC and NULLS FIRST/LAST when given."""
+    parts = [_field_sql(rel, term.field)]
+    if term.direction:
+        parts.append(sql.SQL(term.direction.upper()))
+    if term.nulls:
+        parts.append(sql.SQL("NULLS FIRST" if term.nulls == "nullsfirst" else "NULLS LAST"))
+    return sql.SQL(" ").join(parts)
 
 
 # --------------------------------------------------------------------------------------------
@@ -687,7 +703,7 @@ class _Pool:
             with self._cond:
                 self._count -= 1
                 self._cond.notify()
-            raise ApiError(503, "PGRST000", "Database connection error", str(exc)) from None
+            raise ApiError(503, "PGRST000", "Database connection error.", str(exc)) from None
 
     def _release(self, conn: psycopg.Connection[Any]) -> None:
         healthy = not conn.closed and conn.info.transaction_status == 0  # IDLE
@@ -770,8 +786,11 @@ class PostgrestServer(ServiceServer):
     ``service_role_key`` are HS256 JWTs signed with ``jwt_secret``; ``publishable_key`` and
     ``secret_key`` are the opaque ``sb_`` keys for the same roles. ``max_rows`` is
     db-max-rows (None: no cap); ``schemas`` are the exposed schemas (the first is the
-    default); ``statement_timeouts`` maps a role to its ``statement_timeout``. These
-    attributes may be changed while the server runs; :meth:`reset` restores them.
+    default); ``statement_timeouts`` maps a role to its ``statement_timeout``; ``version``
+    is the PostgREST release imitated, from 13.0.7 to 14.x, where they differ (the 416 body
+    that 13.0-14.1 cut to the rows' Content-Length, the integer ``format`` of 14.8+ in
+    OpenAPI, the PGRST000 message of 14.13+). These attributes may be changed while the
+    server runs; :meth:`reset` restores them.
     ``database_url`` must log in as a superuser (the server switches role per request).
     """
 
@@ -788,10 +807,12 @@ class PostgrestServer(ServiceServer):
         extra_search_path: Sequence[str] = ("public", "extensions"),
         statement_timeouts: dict[str, str] | None = None,
         pool_size: int = 8,
+        version: str = POSTGREST_VERSION,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
         super().__init__(host, port)
+        _version_tuple(version)  # refuse an unsupported version early
         self.database_url = database_url
         self.jwt_secret = jwt_secret
         self._defaults = {
@@ -804,7 +825,9 @@ class PostgrestServer(ServiceServer):
                 if statement_timeouts is not None
                 else {"anon": "3s", "authenticated": "8s", "service_role": "8s"}
             ),
+            "version": version,
         }
+        self.version = version
         self.max_rows: int | None = max_rows
         self.schemas: list[str] = []
         self.anon_role: str | None = anon_role
@@ -862,6 +885,11 @@ class PostgrestServer(ServiceServer):
         self.anon_role = self._defaults["anon_role"]
         self.extra_search_path = list(self._defaults["extra_search_path"])
         self.statement_timeouts = dict(self._defaults["statement_timeouts"])
+        self.version = self._defaults["version"]
+
+    @property
+    def _version(self) -> tuple[int, ...]:
+        return _version_tuple(self.version)
 
     def prepare_database(self) -> None:
         """Create the Supabase roles if missing and grant them on the exposed schemas."""
@@ -972,7 +1000,7 @@ class PostgrestServer(ServiceServer):
                     return _gateway_error(405, "Method not allowed")
                 if key[0] != "service_role":
                     return _gateway_error(403, "You cannot consume this service")
-                return self._openapi(context, request.method == "HEAD")
+                return self._openapi(request, context)
             if route.startswith("/rpc/"):
                 raise ApiError(
                     404,
@@ -986,7 +1014,7 @@ class PostgrestServer(ServiceServer):
                 return Response(404, b"", {})
             return self._table_request(request, context, table)
         except ApiError as error:
-            return error.response()
+            return self._versioned(error).response()
 
     def _authenticate(self, request: RecordedRequest, key: tuple[str, str]) -> _Context:
         authorization = request.header("authorization")
@@ -1029,8 +1057,19 @@ class PostgrestServer(ServiceServer):
         )
 
     def _begin(
-        self, conn: psycopg.Connection[Any], context: _Context, request: RecordedRequest
+        self,
+        conn: psycopg.Connection[Any],
+        context: _Context,
+        request: RecordedRequest,
+        prefs: Preferences,
     ) -> None:
+        """``setPgLocals`` (Query.hs): the transaction's settings, role and request GUCs."""
+        headers = {k: v for k, v in request.headers.items() if k != "cookie"}
+        cookies = dict(
+            part.strip().partition("=")[::2]
+            for part in request.headers.get("cookie", "").split(";")
+            if part.strip()
+        )
         search_path = ", ".join(
             sql.Identifier(s).as_string(conn)
             for s in dict.fromkeys([context.schema, *self.extra_search_path])
@@ -1043,7 +1082,8 @@ class PostgrestServer(ServiceServer):
             "set_config('request.jwt.claims', %s, true), "
             "set_config('request.method', %s, true), "
             "set_config('request.path', %s, true), "
-            "set_config('request.headers', %s, true)",
+            "set_config('request.headers', %s, true), "
+            "set_config('request.cookies', %s, true)",
             [
                 search_path,
                 timeout,
@@ -1051,45 +1091,38 @@ class PostgrestServer(ServiceServer):
                 json.dumps(context.claims),
                 request.method,
                 request.path[len("/rest/v1") :],
-                json.dumps(request.headers),
+                json.dumps(headers),
+                json.dumps(cookies),
             ],
         )
+        if prefs.timezone is not None:
+            conn.execute("SELECT set_config('timezone', %s, true)", [prefs.timezone])
 
     def _table_request(self, request: RecordedRequest, context: _Context, table: str) -> Response:
-        prefs = _parse_prefer(request.header("prefer"))
-        if prefs.get("handling") == "strict":
-            invalid = [
-                f"{k}={v}" if v else k
-                for k, v in prefs.items()
-                if k != "max-affected" and v not in _VALID_PREFERENCES.get(k, ())
-            ]
-            if invalid:
-                raise ApiError(
-                    400,
-                    "PGRST122",
-                    "Invalid preferences given with handling=strict",
-                    f"Invalid preferences: {', '.join(invalid)}",
-                )
-        accept = (request.header("accept") or "*/*").lower()
-        single = "application/vnd.pgrst.object+json" in accept
-        if "text/csv" in accept and "json" not in accept and "*/*" not in accept:
-            raise ApiError(406, "PGRST107", "None of these media types are available: text/csv")
-        method = request.method
-        handlers: dict[str, Callable[..., Response]] = {
+        handlers: dict[str, Callable[[psycopg.Connection[Any], _Call], Response]] = {
             "GET": self._read,
             "HEAD": self._read,
             "POST": self._insert,
             "PATCH": self._update,
             "DELETE": self._delete,
         }
-        handler = handlers.get(method)
+        handler = handlers.get(request.method)
         if handler is None:
-            raise ApiError(405, "PGRST117", f"Unsupported HTTP method: {method}")
+            raise ApiError(405, "PGRST117", f"Unsupported HTTP method: {request.method}")
+        # ApiRequest.hs: the query string and the ranges are read before the schema cache.
+        query = _Query.parse(request.query)
+        top_range, range_error = requested_range(
+            request.query, request.method, request.header("range")
+        )
+        if range_error is not None:
+            raise ApiError(416, "PGRST103", "Requested range not satisfiable", range_error)
         with self._pool.connection() as conn:
-            conn.read_only = method in ("GET", "HEAD")
+            conn.read_only = request.method in ("GET", "HEAD")
             try:
-                self._begin(conn, context, request)
-                response = handler(conn, request, context, table, prefs, single)
+                prefs = self._preferences(conn, request)
+                self._begin(conn, context, request, prefs)
+                call = self._plan(conn, request, context, table, query, top_range, prefs)
+                response = handler(conn, call)
                 if response.status >= 400:
                     conn.rollback()
                 else:
@@ -1097,23 +1130,63 @@ class PostgrestServer(ServiceServer):
             except psycopg.Error as exc:
                 with contextlib.suppress(psycopg.Error):
                     conn.rollback()
-                error = _from_pg(exc, context.authed)
-                if error.code in ("42P01", "3F000") and (
-                    f'"{context.schema}.{table}"' in error.message
-                    or f'"{context.schema}"' in error.message
-                ):
-                    error = self._table_not_found(conn, context.schema, table)
-                raise error from None
+                raise _from_pg(exc, context.authed) from None
             except BaseException:
                 with contextlib.suppress(psycopg.Error):
                     conn.rollback()
                 raise
-        response.headers.update(context.headers)
         return response
 
-    def _table_not_found(self, conn: psycopg.Connection[Any], schema: str, table: str) -> ApiError:
-        with contextlib.suppress(psycopg.Error):
+    def _preferences(self, conn: psycopg.Connection[Any], request: RecordedRequest) -> Preferences:
+        """The ``Prefer`` header; a ``timezone=`` must name a zone of ``pg_timezone_names``."""
+        header = request.header("prefer")
+        headers = [header] if header is not None else []
+        zones: list[str] = []
+        if header and "timezone=" in header:
+            zones = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT name FROM pg_timezone_names WHERE name = ANY(%s)",
+                    [[t.strip()[len("timezone=") :] for t in header.split(",")]],
+                )
+            ]
             conn.rollback()
+        return Preferences.parse(headers, zones)
+
+    def _plan(
+        self,
+        conn: psycopg.Connection[Any],
+        request: RecordedRequest,
+        context: _Context,
+        table_name: str,
+        query: _Query,
+        top_range: Range,
+        prefs: Preferences,
+    ) -> _Call:
+        """Plan.hs: find the table, refuse embedding, negotiate the media type, then strict
+        preferences, in that order."""
+        table = self._table(conn, context.schema, table_name)
+        query.refuse_embedding()
+        accepts = parse_accept(request.header("accept"))
+        media = negotiate(accepts, _PRODUCED)
+        if media is None:
+            raise ApiError(406, "PGRST107", unavailable_message(accepts))
+        if prefs.strict and prefs.invalid:
+            raise ApiError(
+                400,
+                "PGRST122",
+                "Invalid preferences given with handling=strict",
+                f"Invalid preferences: {', '.join(prefs.invalid)}",
+            )
+        return _Call(request, context, prefs, query, top_range, media, table)
+
+    def _versioned(self, error: ApiError) -> ApiError:
+        """PGRST000 lost its "Retrying the connection." in v14.13 (Error.hs)."""
+        if error.code == "PGRST000" and self._version < (14, 13):
+            error.message = "Database connection error. Retrying the connection."
+        return error
+
+    def _table_not_found(self, conn: psycopg.Connection[Any], schema: str, table: str) -> ApiError:
         names = [
             row[0]
             for row in conn.execute(
@@ -1122,7 +1195,6 @@ class PostgrestServer(ServiceServer):
                 [schema],
             )
         ]
-        conn.rollback()
         suggestion = fuzzy_match(table, names)
         hint = f"Perhaps you meant the table '{schema}.{suggestion}'" if suggestion else None
         return ApiError(
@@ -1155,122 +1227,87 @@ class PostgrestServer(ServiceServer):
 
     # -- reads ------------------------------------------------------------------------------
 
-    def _ranges(self, request: RecordedRequest) -> tuple[int, int | None]:
-        """The (offset, limit) after Range, limit/offset and db-max-rows."""
-        query = request.query
-        limit = _int_param(query, "limit")
-        offset = _int_param(query, "offset") or 0
-        if limit is not None and limit < 0:
-            raise ApiError(
-                416,
-                "PGRST103",
-                "Requested range not satisfiable",
-                "Limit should be greater than or equal to zero.",
-            )
-        low, high = offset, (None if limit is None else offset + limit - 1)
-        header = request.header("range") if request.method == "GET" else None
-        if header:
-            match = re.fullmatch(r"\s*(?:items=)?(\d+)-(\d*)\s*", header)
-            if match:
-                h_low = int(match.group(1))
-                h_high = int(match.group(2)) if match.group(2) else None
-                if h_high is not None and h_low > h_high:
-                    raise ApiError(
-                        416,
-                        "PGRST103",
-                        "Requested range not satisfiable",
-                        "The lower boundary must be lower than or equal to the upper boundary "
-                        "in the Range header.",
-                    )
-                low = max(low, h_low)
-                if h_high is not None:
-                    high = h_high if high is None else min(high, h_high)
-        if self.max_rows is not None:
-            cap = low + self.max_rows - 1
-            high = cap if high is None else min(high, cap)
-        return low, (None if high is None else max(0, high - low + 1))
-
-    def _read(
-        self,
-        conn: psycopg.Connection[Any],
-        request: RecordedRequest,
-        context: _Context,
-        table: str,
-        prefs: dict[str, str],
-        single: bool,
-    ) -> Response:
-        head = request.method == "HEAD"
-        offset, limit = self._ranges(request)
-        rel = sql.Identifier(context.schema, table)
-        where = _where_sql(rel, request.query)
+    def _read(self, conn: psycopg.Connection[Any], call: _Call) -> Response:
+        """``prepareRead`` (Query/Statements.hs), then ``actionResponse`` (Response.hs)."""
+        head = call.request.method == "HEAD"
+        rel = call.table.rel
+        where = call.query.where(rel)
         where_sql = (
             sql.SQL(" WHERE {}").format(sql.SQL(" AND ").join(where)) if where else sql.SQL("")
         )
-        select = _select_sql(rel, _param(request.query, "select") or "*")
-        order = _param(request.query, "order")
+        order = call.query.order_by(rel)
         order_sql = (
-            sql.SQL(" ORDER BY {}").format(sql.SQL(", ").join(_order_sql(rel, order)))
-            if order
-            else sql.SQL("")
+            sql.SQL(" ORDER BY {}").format(sql.SQL(", ").join(order)) if order else sql.SQL("")
         )
-        limit_sql = (
-            sql.SQL(" LIMIT {}").format(sql.Literal(limit)) if limit is not None else sql.SQL("")
+        page = call.range.restrict(self.max_rows)
+        limit_sql = sql.SQL("")
+        if page != Range(0):  # limitOffsetF
+            limit = sql.Literal(page.limit) if page.limit is not None else sql.SQL("ALL")
+            limit_sql = sql.SQL(" LIMIT {} OFFSET {}").format(limit, sql.Literal(page.lower))
+        source = sql.SQL("SELECT {} FROM {}{}{}{}").format(
+            _select_sql(rel, call.query.select), rel, where_sql, order_sql, limit_sql
         )
-        offset_sql = sql.SQL(" OFFSET {}").format(sql.Literal(offset)) if offset else sql.SQL("")
-        source = sql.SQL("SELECT {} FROM {}{}{}{}{}").format(
-            select, rel, where_sql, order_sql, limit_sql, offset_sql
-        )
-        count_method = prefs.get("count")
-        if count_method not in ("exact", "planned", "estimated"):
-            count_method = None
+        count_method = call.prefs.get("count")
         count_query = sql.SQL("SELECT 1 FROM {}{}").format(rel, where_sql)
         count_sql: sql.Composable = sql.SQL("NULL::bigint")
-        if count_method in ("exact", "estimated"):
+        if count_method == "exact" or (count_method == "estimated" and self.max_rows is None):
             count_sql = sql.SQL("(SELECT pg_catalog.count(*) FROM ({}) _postgrest_count)").format(
                 count_query
             )
-        if head:
-            body_sql: sql.Composable = sql.SQL("NULL::text")
-        elif single:
-            body_sql = sql.SQL("coalesce((json_agg(_postgrest_t)->0)::text, 'null')")
-        else:
-            body_sql = sql.SQL("coalesce(json_agg(_postgrest_t), '[]')::text")
+        elif count_method == "estimated":  # limitedQuery: LIMIT max_rows + 1
+            count_sql = sql.SQL(
+                "(SELECT pg_catalog.count(*) FROM ({} LIMIT {}) _postgrest_count)"
+            ).format(count_query, sql.Literal(self.max_rows + 1))  # type: ignore[operator]
         statement = sql.SQL(
             "WITH pgrst_source AS ({}) SELECT {} AS total_result_set, "
             "pg_catalog.count(_postgrest_t) AS page_total, {} AS body "
             "FROM (SELECT * FROM pgrst_source) _postgrest_t"
-        ).format(source, count_sql, body_sql)
+        ).format(source, count_sql, _aggregate_sql(call.media, "pgrst_source", head))
         total, page_total, body = conn.execute(statement).fetchone()  # type: ignore[misc]
         if count_method == "planned" or (
-            count_method == "estimated" and self.max_rows is not None and total > self.max_rows
+            count_method == "estimated" and (self.max_rows is None or total > self.max_rows)
         ):
-            plan = conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) {}").format(count_query)).fetchone()[
-                0
-            ]  # type: ignore[index]
-            planned = int(plan[0]["Plan"]["Plan Rows"])
+            plan = conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) {}").format(count_query))
+            planned = int(plan.fetchone()[0][0]["Plan"]["Plan Rows"])  # type: ignore[index]
             total = planned if count_method == "planned" else max(total, planned)
-        headers: dict[str, str] = {}
-        if count_method:
-            headers["Preference-Applied"] = f"count={count_method}"
-        lower, upper = offset, offset + page_total - 1
+        if call.media in (OBJECT, OBJECT_STRIPPED) and page_total != 1:
+            raise _single_error(page_total)  # failNotSingular comes before the response
+        lower = call.range.lower
+        upper = lower + page_total - 1
+        headers = {
+            "Content-Range": _content_range(lower, upper, total),
+            "Content-Location": _header_bytes(
+                f"/{call.table.name}" + (f"?{call.query.canonical}" if call.query.canonical else "")
+            ),
+            **self._content_headers(call),
+        }
+        applied = call.prefs.applied(["count", "handling", "timezone"])
+        if applied:
+            headers["Preference-Applied"] = applied
+        status = 200
         if total is not None and lower > total:
-            headers["Content-Range"] = f"*/{total}"
-            raise ApiError(
+            error = ApiError(
                 416,
                 "PGRST103",
                 "Requested range not satisfiable",
                 f"An offset of {lower} was requested, but there are only {total} rows.",
-                headers=headers | context.headers,
             )
-        headers["Content-Range"] = _content_range(lower, upper, total)
-        status = 200
+            payload = error.payload()
+            if self._truncates_out_of_range_error and not head:
+                # v13.0.0-v14.1 (PostgREST #4455): Content-Length is that of the rows' body.
+                headers["Content-Length"] = str(len(body.encode()))
+            return Response(416, payload, headers)
         if total is not None and (1 + upper - lower) < total:
             status = 206
-        if single and page_total != 1:
-            raise _single_error(page_total)
-        content_type = "application/vnd.pgrst.object+json; charset=utf-8" if single else JSON_TYPE
-        headers["Content-Type"] = content_type
         return Response(status, b"" if head else body.encode(), headers)
+
+    def _content_headers(self, call: _Call) -> dict[str, str]:
+        """``contentTypeHeaders``: Content-Type, and Content-Profile when negotiated."""
+        return {"Content-Type": call.media.content_type, **call.context.headers}
+
+    @property
+    def _truncates_out_of_range_error(self) -> bool:
+        return (13, 0) <= self._version < (14, 2)
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -1286,13 +1323,10 @@ class PostgrestServer(ServiceServer):
             raise ApiError(400, "PGRST102", "Empty or invalid json")
         return payload
 
-    def _write_columns(
-        self, request: RecordedRequest, table: _Table, payload: Any, rows_must_match: bool
-    ) -> list[str]:
-        columns_param = _param(request.query, "columns")
+    def _write_columns(self, call: _Call, payload: Any, rows_must_match: bool) -> list[str]:
         rows = payload if isinstance(payload, list) else [payload]
-        if columns_param is not None:
-            names = _parse_columns(columns_param)
+        if call.query.columns is not None:
+            names = call.query.columns
         elif rows:
             names = list(rows[0])
             if rows_must_match:
@@ -1302,11 +1336,11 @@ class PostgrestServer(ServiceServer):
         else:
             names = []
         for name in names:
-            if name not in table.columns:
+            if name not in call.table.columns:
                 raise ApiError(
                     400,
                     "PGRST204",
-                    f"Could not find the '{name}' column of '{table.name}' in the schema cache",
+                    f"Could not find the '{name}' column of '{call.table.name}' in the schema cache",
                 )
         return list(dict.fromkeys(names))
 
@@ -1348,77 +1382,67 @@ class PostgrestServer(ServiceServer):
         conn: psycopg.Connection[Any],
         statement: sql.Composable,
         params: Sequence[Any],
-        request: RecordedRequest,
-        table: _Table,
-        prefs: dict[str, str],
-        single: bool,
+        call: _Call,
+        check_affected: bool,
     ) -> tuple[int, int, str | None]:
-        """Run a write whose CTE is ``pgrst_source``; return (rows, inserted rows, body)."""
-        representation = prefs.get("return") == "representation"
+        """Run a write whose CTE is ``pgrst_source``; return (rows, inserted rows, body).
+
+        ``prepareWrite``: the negotiated handler aggregates the ``select`` of the written rows
+        only with ``return=representation``; then ``failNotSingular`` and, for PATCH and
+        DELETE, ``failExceedsMaxAffectedPref``.
+        """
+        representation = call.prefs.get("return") == "representation"
         if representation:
             select = _select_sql(
-                sql.Identifier(table.name),
-                _param(request.query, "select") or "*",
-                star=list(table.columns),
+                sql.Identifier(call.table.name),
+                call.query.select,
+                star=list(call.table.columns),
             )
-            agg = (
-                "coalesce((json_agg(_postgrest_t)->0)::text, 'null')"
-                if single
-                else "coalesce(json_agg(_postgrest_t), '[]')::text"
+            selected = sql.SQL(", pgrst_selected AS (SELECT {} FROM pgrst_source AS {})").format(
+                select, sql.Identifier(call.table.name)
             )
             body_sql = sql.SQL(
-                "(SELECT {agg} FROM (SELECT {select} FROM pgrst_source AS {alias}) _postgrest_t)"
-            ).format(agg=sql.SQL(agg), select=select, alias=sql.Identifier(table.name))
+                "(SELECT {} FROM (SELECT * FROM pgrst_selected) _postgrest_t)"
+            ).format(_aggregate_sql(call.media, "pgrst_selected", False))
         else:
-            body_sql = sql.SQL("NULL::text")
+            selected, body_sql = sql.SQL(""), sql.SQL("NULL::text")
         query = sql.SQL(
-            "{} SELECT (SELECT pg_catalog.count(*) FROM pgrst_source), "
+            "{}{} SELECT (SELECT pg_catalog.count(*) FROM pgrst_source), "
             "(SELECT pg_catalog.count(*) FROM pgrst_source WHERE pgrst_source.pgrst_inserted), "
             "{}"
-        ).format(statement, body_sql)
+        ).format(statement, selected, body_sql)
         rows, inserted, body = conn.execute(query, params).fetchone()  # type: ignore[misc]
-        if prefs.get("handling") == "strict" and "max-affected" in prefs:
-            with contextlib.suppress(ValueError):
-                if rows > int(prefs["max-affected"]):
-                    raise ApiError(
-                        400,
-                        "PGRST124",
-                        "Query result exceeds max-affected preference constraint",
-                        f"The query affects {rows} rows",
-                    )
-        if single and representation and rows != 1:
+        if call.media in (OBJECT, OBJECT_STRIPPED) and rows != 1:
             raise _single_error(rows)
+        prefs = call.prefs
+        limit = prefs.max_affected if check_affected and prefs.strict else None
+        if limit is not None and rows > limit:
+            raise ApiError(
+                400,
+                "PGRST124",
+                "Query result exceeds max-affected preference constraint",
+                f"The query affects {rows} rows",
+            )
         return rows, inserted, body
 
-    def _write_headers(
-        self, prefs: dict[str, str], applied: Sequence[str], content_range: str
-    ) -> dict[str, str]:
-        headers = {"Content-Range": content_range}
-        names = [name for name in applied if prefs.get(name) in _VALID_PREFERENCES.get(name, ())]
-        if prefs.get("handling") == "strict" and "max-affected" in prefs:
-            names.append("max-affected")
-        if names:
-            headers["Preference-Applied"] = ", ".join(f"{n}={prefs[n]}" for n in names)
-        return headers
-
-    def _insert(
-        self,
-        conn: psycopg.Connection[Any],
-        request: RecordedRequest,
-        context: _Context,
-        table_name: str,
-        prefs: dict[str, str],
-        single: bool,
+    def _write_response(
+        self, call: _Call, status: int, headers: dict[str, str], body: str | None
     ) -> Response:
-        payload = self._payload(request)
-        table = self._table(conn, context.schema, table_name)
-        columns = self._write_columns(request, table, payload, rows_must_match=True)
+        """With ``return=representation`` the body and its content headers; otherwise 204
+        (PATCH, DELETE) or an empty body."""
+        if body is None:
+            return Response(status, b"", headers)
+        return Response(status, body.encode(), {**headers, **self._content_headers(call)})
+
+    def _insert(self, conn: psycopg.Connection[Any], call: _Call) -> Response:
+        payload = self._payload(call.request)
+        table = call.table
+        columns = self._write_columns(call, payload, rows_must_match=True)
         rows = payload if isinstance(payload, list) else [payload]
-        resolution = prefs.get("resolution")
-        on_conflict = _param(request.query, "on_conflict")
-        conflict_columns = _parse_columns(on_conflict) if on_conflict else table.primary_key
+        resolution = call.prefs.get("resolution")
+        conflict_columns = call.query.on_conflict or table.primary_key
         conflict_sql = sql.SQL("")
-        if resolution in ("merge-duplicates", "ignore-duplicates") and conflict_columns:
+        if resolution is not None and conflict_columns:
             target = sql.SQL(", ").join(sql.Identifier(c) for c in conflict_columns)
             if resolution == "ignore-duplicates" or not columns:
                 conflict_sql = sql.SQL(" ON CONFLICT ({}) DO NOTHING").format(target)
@@ -1427,14 +1451,12 @@ class PostgrestServer(ServiceServer):
                     sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in columns
                 )
                 conflict_sql = sql.SQL(" ON CONFLICT ({}) DO UPDATE SET {}").format(target, updates)
-        else:
-            resolution = None
         column_list = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
-        source = self._body_source(table, columns, prefs.get("missing") == "default")
+        source = self._body_source(table, columns, call.prefs.get("missing") == "default")
         # xmax = 0 tells an inserted row from an updated one (views have no xmax).
         inserted_sql = (
             sql.SQL("({}.xmax = 0)").format(table.rel)
-            if resolution == "merge-duplicates"
+            if resolution == "merge-duplicates" and conflict_columns
             else sql.SQL("true")
         )
         statement = sql.SQL(
@@ -1450,52 +1472,34 @@ class PostgrestServer(ServiceServer):
             conflict=conflict_sql,
         )
         count, inserted, body = self._mutation_response(
-            conn, statement, [json.dumps(rows)], request, table, prefs, single
+            conn, statement, [json.dumps(rows)], call, check_affected=False
         )
-        status = 201
-        if resolution == "merge-duplicates" and inserted == 0:
-            status = 200
-        counted = prefs.get("count") in _VALID_PREFERENCES["count"]
-        headers = self._write_headers(
-            prefs,
-            ["resolution", "missing", "return", "count", "handling"],
-            f"*/{count}" if counted else "*/*",
-        )
-        return self._write_response(status, headers, body, single)
+        status = 200 if resolution == "merge-duplicates" and inserted == 0 else 201
+        kinds = ["missing", "return", "count", "handling", "timezone"]
+        if conflict_columns:  # resolution is reported only where there is a conflict target
+            kinds.append("resolution")
+        headers = {"Content-Range": _content_range(1, 0, count if call.prefs.counted else None)}
+        applied = call.prefs.applied(kinds)
+        if applied:
+            headers["Preference-Applied"] = applied
+        return self._write_response(call, status, headers, body)
 
-    def _write_response(
-        self, status: int, headers: dict[str, str], body: str | None, single: bool
-    ) -> Response:
-        if body is None:
-            return Response(status, b"", headers)
-        headers["Content-Type"] = (
-            "application/vnd.pgrst.object+json; charset=utf-8" if single else JSON_TYPE
-        )
-        return Response(status, body.encode(), headers)
-
-    def _filtered(self, request: RecordedRequest, rel: sql.Composable, verb: str) -> sql.Composable:
-        where = _where_sql(rel, request.query)
+    def _filtered(self, call: _Call, verb: str) -> sql.Composable:
+        where = call.query.where(call.table.rel)
         if not where:
             # Supabase preloads pg-safeupdate for the API's sessions.
             raise ApiError(400, "21000", f"{verb} requires a WHERE clause")
         return sql.SQL(" AND ").join(where)
 
-    def _update(
-        self,
-        conn: psycopg.Connection[Any],
-        request: RecordedRequest,
-        context: _Context,
-        table_name: str,
-        prefs: dict[str, str],
-        single: bool,
-    ) -> Response:
-        payload = self._payload(request)
-        table = self._table(conn, context.schema, table_name)
-        columns = self._write_columns(request, table, payload, rows_must_match=False)
-        where = self._filtered(request, table.rel, "UPDATE")
+    def _update(self, conn: psycopg.Connection[Any], call: _Call) -> Response:
+        payload = self._payload(call.request)
+        table = call.table
+        columns = self._write_columns(call, payload, rows_must_match=False)
+        where = self._filtered(call, "UPDATE")
         row = payload[0] if isinstance(payload, list) and payload else payload
         if not columns or not row:
-            rows, body = 0, ("[]" if prefs.get("return") == "representation" else None)
+            rows = 0
+            body = "[]" if call.prefs.get("return") == "representation" else None
         else:
             assignments = sql.SQL(", ").join(
                 sql.SQL("{0} = pgrst_body.{0}").format(sql.Identifier(c)) for c in columns
@@ -1511,47 +1515,101 @@ class PostgrestServer(ServiceServer):
                 where=where,
             )
             rows, _, body = self._mutation_response(
-                conn, statement, [json.dumps([row])], request, table, prefs, single
+                conn, statement, [json.dumps([row])], call, check_affected=True
             )
-        counted = prefs.get("count") in _VALID_PREFERENCES["count"]
-        range_text = _content_range(0, rows - 1, rows if counted else None)
-        headers = self._write_headers(prefs, ["return", "count", "handling"], range_text)
-        status = 200 if body is not None else 204
-        return self._write_response(status, headers, body, single)
+        counted = call.prefs.counted
+        headers = {"Content-Range": _content_range(0, rows - 1, rows if counted else None)}
+        applied = call.prefs.applied(
+            ["missing", "return", "count", "handling", "timezone", "max-affected"]
+        )
+        if applied:
+            headers["Preference-Applied"] = applied
+        return self._write_response(call, 200 if body is not None else 204, headers, body)
 
-    def _delete(
-        self,
-        conn: psycopg.Connection[Any],
-        request: RecordedRequest,
-        context: _Context,
-        table_name: str,
-        prefs: dict[str, str],
-        single: bool,
-    ) -> Response:
-        table = self._table(conn, context.schema, table_name)
-        where = self._filtered(request, table.rel, "DELETE")
+    def _delete(self, conn: psycopg.Connection[Any], call: _Call) -> Response:
+        table = call.table
+        where = self._filtered(call, "DELETE")
         statement = sql.SQL(
             "WITH pgrst_source AS (DELETE FROM {rel} WHERE {where} "
             "RETURNING {rel}.*, false AS pgrst_inserted)"
         ).format(rel=table.rel, where=where)
-        rows, _, body = self._mutation_response(conn, statement, [], request, table, prefs, single)
-        counted = prefs.get("count") in _VALID_PREFERENCES["count"]
-        headers = self._write_headers(
-            prefs, ["return", "count", "handling"], f"*/{rows}" if counted else "*/*"
-        )
-        return self._write_response(200 if body is not None else 204, headers, body, single)
+        rows, _, body = self._mutation_response(conn, statement, [], call, check_affected=True)
+        headers = {"Content-Range": _content_range(1, 0, rows if call.prefs.counted else None)}
+        applied = call.prefs.applied(["return", "count", "handling", "timezone", "max-affected"])
+        if applied:
+            headers["Preference-Applied"] = applied
+        return self._write_response(call, 200 if body is not None else 204, headers, body)
 
     # -- OpenAPI ----------------------------------------------------------------------------
 
-    def _openapi(self, context: _Context, head: bool) -> Response:
+    def _openapi(self, request: RecordedRequest, context: _Context) -> Response:
+        """``inspectPlan``: only openapi+json, json or */* are accepted; then the document."""
+        accepts = parse_accept(request.header("accept"))
+        if not any(a in (OPENAPI, JSON, ANY) for a in accepts):
+            raise ApiError(406, "PGRST107", unavailable_message(accepts))
         with self._pool.connection() as conn:
             conn.read_only = True
             try:
-                document = _openapi_document(conn, context.schema, f"{self.host}:{self.port}")
+                self._begin(conn, context, request, Preferences())
+                document = openapi_document(
+                    conn,
+                    context.schema,
+                    f"{self.host}:{self.port}",
+                    self.version,
+                    integer_formats=self._version >= (14, 8),
+                )
+            except psycopg.Error as exc:
+                raise _from_pg(exc, context.authed) from None
             finally:
                 conn.rollback()
         headers = {"Content-Type": "application/openapi+json; charset=utf-8", **context.headers}
-        return Response(200, b"" if head else _dumps(document), headers)
+        return Response(200, b"" if request.method == "HEAD" else _dumps(document), headers)
+
+
+_PRODUCED = (ANY, JSON, OBJECT, OBJECT_STRIPPED, ARRAY_STRIPPED, CSV, GEOJSON)
+
+
+@dataclass
+class _Call:
+    """One table request, planned: what the handlers of each method need."""
+
+    request: RecordedRequest
+    context: _Context
+    prefs: Preferences
+    query: _Query
+    range: Range
+    media: MediaType
+    table: _Table
+
+
+def _aggregate_sql(media: MediaType, source: str, head: bool) -> sql.Composable:
+    """The media handler's aggregate over ``_postgrest_t`` (``handlerF``, SqlFragment.hs)."""
+    if head:
+        return sql.SQL("''::text")  # NoAgg: no aggregate on HEAD
+    if media == CSV:
+        header = (
+            "(SELECT coalesce(string_agg(a.k, ','), '') FROM (SELECT json_object_keys(r)::text"
+            " AS k FROM (SELECT row_to_json(hh) AS r FROM {} AS hh LIMIT 1) s) a)"
+        )
+        body = (
+            "coalesce(string_agg(substring(_postgrest_t::text, 2,"
+            " length(_postgrest_t::text) - 2), E'\\n'), '')"
+        )
+        return sql.SQL(f"{header} || E'\\n' || {body}").format(sql.Identifier(source))
+    templates = {
+        JSON: "coalesce(json_agg(_postgrest_t), '[]')::text",
+        ARRAY_STRIPPED: "coalesce(json_strip_nulls(json_agg(_postgrest_t)), '[]')::text",
+        OBJECT: "coalesce(json_agg(_postgrest_t)->0, 'null')::text",
+        OBJECT_STRIPPED: "coalesce(json_strip_nulls(json_agg(_postgrest_t)->0), 'null')::text",
+        GEOJSON: "json_build_object('type', 'FeatureCollection', 'features',"
+        " coalesce(json_agg(ST_AsGeoJSON(_postgrest_t)::json), '[]'))::text",
+    }
+    return sql.SQL(templates[media])
+
+
+def _header_bytes(text: str) -> str:
+    """``text`` as its UTF-8 bytes, for http.server's Latin-1 header encoding (as Warp sends)."""
+    return text.encode().decode("latin-1")
 
 
 def _content_range(lower: int, upper: int, total: int | None) -> str:
@@ -1568,297 +1626,3 @@ def _single_error(rows: int) -> ApiError:
         "Cannot coerce the result to a single JSON object",
         f"The result contains {rows} rows",
     )
-
-
-# --------------------------------------------------------------------------------------------
-# OpenAPI (Swagger 2.0), after PostgREST's Response/OpenAPI.hs
-# --------------------------------------------------------------------------------------------
-
-_OPENAPI_COLUMNS = """
-SELECT c.relname, c.relkind, obj_description(c.oid, 'pg_class'),
-       a.attname, format_type(a.atttypid, NULL), a.atttypmod, a.attnotnull,
-       pg_get_expr(d.adbin, d.adrelid), a.attidentity, col_description(c.oid, a.attnum),
-       t.typtype, t.typcategory, format_type(t.typelem, NULL),
-       (SELECT array_agg(e.enumlabel ORDER BY e.enumsortorder)
-          FROM pg_enum e WHERE e.enumtypid = a.atttypid),
-       coalesce(a.attnum = ANY(pk.conkey), false),
-       fk.table_name, fk.column_name
-FROM pg_class c
-JOIN pg_namespace n ON n.oid = c.relnamespace
-JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-JOIN pg_type t ON t.oid = a.atttypid
-LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
-LEFT JOIN pg_constraint pk ON pk.conrelid = c.oid AND pk.contype = 'p'
-LEFT JOIN LATERAL (
-    SELECT fc.relname AS table_name, fa.attname AS column_name
-    FROM pg_constraint f
-    JOIN pg_class fc ON fc.oid = f.confrelid
-    JOIN pg_attribute fa ON fa.attrelid = f.confrelid AND fa.attnum = f.confkey[1]
-    WHERE f.conrelid = c.oid AND f.contype = 'f' AND cardinality(f.conkey) = 1
-      AND f.conkey[1] = a.attnum
-    LIMIT 1
-) fk ON true
-WHERE n.nspname = %s AND c.relkind IN ('r','v','m','f','p')
-ORDER BY c.relname, a.attnum
-"""
-
-_STRING_TYPES = {"character varying", "character", "text"}
-_INTEGER_TYPES = {"smallint", "integer", "bigint"}
-_NUMBER_TYPES = {"numeric", "real", "double precision"}
-
-
-def _swagger_type(type_name: str) -> str | None:
-    if type_name in _STRING_TYPES:
-        return "string"
-    if type_name in _INTEGER_TYPES:
-        return "integer"
-    if type_name in _NUMBER_TYPES:
-        return "number"
-    if type_name == "boolean":
-        return "boolean"
-    if type_name in ("json", "jsonb"):
-        return None
-    if type_name.endswith("[]"):
-        return "array"
-    return "string"
-
-
-def _openapi_default(default: str | None, identity: str, swagger_type: str | None) -> Any:
-    if default is None or identity or default.startswith("nextval("):
-        return None
-    literal = re.fullmatch(r"'((?:[^']|'')*)'::[\w\s\[\]\".]+", default)
-    text = literal.group(1).replace("''", "'") if literal else default
-    if swagger_type == "string":
-        return text
-    try:
-        return json.loads(text)
-    except ValueError:
-        return None
-
-
-def _openapi_document(conn: psycopg.Connection[Any], schema: str, host: str) -> dict[str, Any]:
-    comment = conn.execute(
-        "SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = %s",
-        [schema],
-    ).fetchone()
-    if comment and comment[0]:
-        title, _, description = comment[0].partition("\n")
-    else:
-        title, description = "PostgREST API", "This is a dynamic API generated by PostgREST"
-    tables: dict[str, dict[str, Any]] = {}
-    columns_of: dict[str, list[str]] = {}
-    for row in conn.execute(_OPENAPI_COLUMNS, [schema]):
-        (
-            relname,
-            relkind,
-            table_comment,
-            name,
-            type_name,
-            typmod,
-            notnull,
-            default,
-            identity,
-            column_comment,
-            typtype,
-            category,
-            element,
-            labels,
-            is_pk,
-            fk_table,
-            fk_column,
-        ) = row
-        definition = tables.setdefault(relname, {"required": [], "properties": {}})
-        if table_comment:
-            definition["description"] = table_comment
-        definition["relkind"] = relkind
-        columns_of.setdefault(relname, []).append(name)
-        swagger_type = "string" if typtype == "e" else _swagger_type(type_name)
-        prop: dict[str, Any] = {"format": type_name}
-        if swagger_type:
-            prop["type"] = swagger_type
-        if category == "A":
-            items_type = _swagger_type(element)
-            prop["items"] = {"type": items_type} if items_type else {}
-        if type_name in ("character varying", "character") and typmod > 4:
-            prop["maxLength"] = typmod - 4
-        if labels:
-            prop["enum"] = list(labels)
-        value = _openapi_default(default, identity, swagger_type)
-        if value is not None:
-            prop["default"] = value
-        notes = ["Note:"]
-        if is_pk:
-            notes.append("This is a Primary Key.<pk/>")
-        if fk_table:
-            notes.append(
-                f"This is a Foreign Key to `{fk_table}.{fk_column}`."
-                f"<fk table='{fk_table}' column='{fk_column}'/>"
-            )
-        if len(notes) > 1:
-            prefix = f"{column_comment}\n\n" if column_comment else ""
-            prop["description"] = prefix + "\n".join(notes)
-        elif column_comment:
-            prop["description"] = column_comment
-        definition["properties"][name] = dict(sorted(prop.items()))
-        if notnull:
-            definition["required"].append(name)
-    paths: dict[str, Any] = {
-        "/": {
-            "get": {
-                "produces": ["application/openapi+json", "application/json"],
-                "responses": {"200": {"description": "OK"}},
-                "summary": "OpenAPI description (this document)",
-                "tags": ["Introspection"],
-            }
-        }
-    }
-    definitions: dict[str, Any] = {}
-    parameters = _openapi_parameters()
-    for relname, definition in tables.items():
-        relkind = definition.pop("relkind")
-        ordered: dict[str, Any] = {}
-        if "description" in definition:
-            ordered["description"] = definition["description"]
-        if definition["required"]:
-            ordered["required"] = definition["required"]
-        ordered["properties"] = definition["properties"]
-        ordered["type"] = "object"
-        definitions[relname] = ordered
-        filters = []
-        for column in columns_of[relname]:
-            key = f"rowFilter.{relname}.{column}"
-            parameters[key] = {
-                "name": column,
-                "required": False,
-                "format": definition["properties"][column]["format"],
-                "in": "query",
-                "type": "string",
-            }
-            filters.append({"$ref": f"#/parameters/{key}"})
-        parameters[f"body.{relname}"] = {
-            "name": relname,
-            "description": relname,
-            "required": False,
-            "in": "body",
-            "schema": {"$ref": f"#/definitions/{relname}"},
-        }
-        refs = {n: {"$ref": f"#/parameters/{n}"} for n in parameters}
-        path: dict[str, Any] = {
-            "get": {
-                "parameters": [
-                    *filters,
-                    refs["select"],
-                    refs["order"],
-                    refs["range"],
-                    refs["rangeUnit"],
-                    refs["offset"],
-                    refs["limit"],
-                    refs["preferCount"],
-                ],
-                "responses": {
-                    "200": {
-                        "description": "OK",
-                        "schema": {
-                            "items": {"$ref": f"#/definitions/{relname}"},
-                            "type": "array",
-                        },
-                    },
-                    "206": {"description": "Partial Content"},
-                },
-                "tags": [relname],
-            }
-        }
-        if relkind in ("r", "p", "f", "v"):
-            path["post"] = {
-                "parameters": [refs[f"body.{relname}"], refs["select"], refs["preferPost"]],
-                "responses": {"201": {"description": "Created"}},
-                "tags": [relname],
-            }
-            path["delete"] = {
-                "parameters": [*filters, refs["preferReturn"]],
-                "responses": {"204": {"description": "No Content"}},
-                "tags": [relname],
-            }
-            path["patch"] = {
-                "parameters": [*filters, refs[f"body.{relname}"], refs["preferReturn"]],
-                "responses": {"204": {"description": "No Content"}},
-                "tags": [relname],
-            }
-        paths[f"/{relname}"] = path
-    media = [
-        "application/json",
-        "application/vnd.pgrst.object+json;nulls=stripped",
-        "application/vnd.pgrst.object+json",
-        "text/csv",
-    ]
-    return {
-        "swagger": "2.0",
-        "info": {
-            "description": description.strip(),
-            "title": title,
-            "version": f"{POSTGREST_VERSION} (angles-test)",
-        },
-        "host": host,
-        "basePath": "/",
-        "schemes": ["http"],
-        "consumes": media,
-        "produces": media,
-        "paths": paths,
-        "definitions": definitions,
-        "parameters": parameters,
-        "externalDocs": {
-            "description": "PostgREST Documentation",
-            "url": "https://postgrest.org/en/v13/references/api.html",
-        },
-    }
-
-
-def _openapi_parameters() -> dict[str, Any]:
-    def prefer(values: list[str]) -> dict[str, Any]:
-        return {
-            "name": "Prefer",
-            "description": "Preference",
-            "required": False,
-            "enum": values,
-            "in": "header",
-            "type": "string",
-        }
-
-    def query(name: str, description: str) -> dict[str, Any]:
-        return {
-            "name": name,
-            "description": description,
-            "required": False,
-            "in": "query",
-            "type": "string",
-        }
-
-    returns = ["return=representation", "return=minimal", "return=none"]
-    return {
-        "preferParams": prefer(["params=single-object"]),
-        "preferReturn": prefer(returns),
-        "preferCount": prefer(["count=none"]),
-        "preferPost": prefer(
-            [*returns, "resolution=ignore-duplicates", "resolution=merge-duplicates"]
-        ),
-        "select": query("select", "Filtering Columns"),
-        "on_conflict": query("on_conflict", "On Conflict"),
-        "order": query("order", "Ordering"),
-        "range": {
-            "name": "Range",
-            "description": "Limiting and Pagination",
-            "required": False,
-            "in": "header",
-            "type": "string",
-        },
-        "rangeUnit": {
-            "name": "Range-Unit",
-            "description": "Limiting and Pagination",
-            "required": False,
-            "default": "items",
-            "in": "header",
-            "type": "string",
-        },
-        "offset": query("offset", "Limiting and Pagination"),
-        "limit": query("limit", "Limiting and Pagination"),
-    }

@@ -149,21 +149,29 @@ def test_keyset_pages_over_a_million_rows(postgres_db, postgrest, client):
 
 
 def test_offset_past_the_end_with_count_is_416(items, postgrest, client):
+    # v13.0-v14.1 send Content-Length of the empty rows body ("[]"), so a client reads
+    # two bytes of the error (PostgREST #4455, fixed in 14.2 by #4518); and this 416 is a
+    # response, not an error, so there is no Proxy-Status (Response.hs actionResponse).
+    with pytest.raises(APIError) as error:
+        client.table("items").select("*", count="exact").order("id").range(3000, 3999).execute()
+    assert (error.value.code, error.value.details) == ("416", '{"')
+
+    params = {"select": "*", "order": "id.asc", "offset": 3000, "limit": 1000}
+    headers = {"Prefer": "count=exact"}
+    response = rest(postgrest, "GET", "/items", params=params, headers=headers)
+    assert response.status_code == 416
+    assert response.headers["content-range"] == "*/2500"
+    assert response.headers["content-length"] == "2"
+    assert response.content == b'{"'
+    assert "proxy-status" not in response.headers
+
+    postgrest.version = "14.2"
     with pytest.raises(APIError) as error:
         client.table("items").select("*", count="exact").order("id").range(3000, 3999).execute()
     assert error.value.code == "PGRST103"
-
-    response = rest(
-        postgrest,
-        "GET",
-        "/items",
-        params={"select": "*", "order": "id.asc", "offset": 3000, "limit": 1000},
-        headers={"Prefer": "count=exact"},
-    )
-    assert response.status_code == 416
-    assert response.headers["content-range"] == "*/2500"
-    assert response.headers["proxy-status"] == "PostgREST; error=PGRST103"
-    assert response.content == (
+    fixed = rest(postgrest, "GET", "/items", params=params, headers=headers)
+    assert (fixed.status_code, fixed.headers["content-range"]) == (416, "*/2500")
+    assert fixed.content == (
         b'{"code":"PGRST103","details":"An offset of 3000 was requested, but there are only '
         b'2500 rows.","hint":null,"message":"Requested range not satisfiable"}'
     )
@@ -243,8 +251,8 @@ def test_limit_and_range_edge_cases(items, postgrest):
     }
     zero = rest(postgrest, "GET", "/items", params={"limit": 0})
     assert (zero.status_code, zero.content) == (200, b"[]")
-    ignored = rest(postgrest, "GET", "/items", params={"limit": "abc", "offset": "x"})
-    assert len(ignored.json()) == 1000
+    assert len(rest(postgrest, "GET", "/items", params={"limit": "abc"}).json()) == 1000
+    assert len(rest(postgrest, "GET", "/items", params={"offset": "x"}).json()) == 1000
     ranged = rest(postgrest, "GET", "/items", params={"order": "id"}, headers={"Range": "10-19"})
     assert ranged.headers["content-range"] == "10-19/*"
     assert [row["id"] for row in ranged.json()] == list(range(11, 21))

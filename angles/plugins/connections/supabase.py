@@ -293,7 +293,9 @@ class SupabaseConnection(Database):
         required = frozenset(
             name
             for name in definition.get("required", [])
-            if name in properties and "default" not in properties[name]
+            if name in properties
+            and _shows_its_default(properties[name])
+            and "default" not in properties[name]
         )
         return TableSchema(table, columns, key, required=required)
 
@@ -556,6 +558,17 @@ def _after(query: Any, key: tuple[str, ...], last: tuple[Any, ...]) -> Any:
         greater = f"{_logic_name(column)}.gt.{_logic_value(last[i])}"
         terms.append(f"and({','.join([*equal, greater])})" if equal else greater)
     return query.or_(",".join(terms))
+
+
+def _shows_its_default(prop: dict[str, Any]) -> bool:
+    """Whether PostgREST's OpenAPI would show this column's default if it had one.
+
+    It shows a default only when it reads as JSON (PostgREST's ``parseDefault``): for string
+    and boolean columns nearly always (a text default holding a double quote is lost), but
+    never for identity, serial, json or array columns, nor for negative or computed numbers;
+    for those a missing ``default`` does not make the column required.
+    """
+    return prop.get("type") in ("string", "boolean")
 
 
 def _plain_value(value: Any) -> str:

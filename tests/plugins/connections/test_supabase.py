@@ -147,6 +147,20 @@ def test_describe_reads_types_primary_key_and_required_columns(vault, connect, p
     assert [r.path for r in postgrest.requests] == ["/rest/v1/"]
 
 
+def test_columns_whose_default_the_api_cannot_show_are_not_required(postgres_db, connect):
+    # PostgREST's OpenAPI shows a default only when it reads as JSON (parseDefault): never
+    # for identity, serial, json or array columns, nor for negative numbers, so the absence
+    # of `default` proves nothing for those types; for string and boolean columns it does.
+    postgres_db.execute(
+        "CREATE TABLE settings (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+        " serial_no serial, meta jsonb NOT NULL DEFAULT '{}', tags text[] NOT NULL DEFAULT '{}',"
+        " rank integer NOT NULL DEFAULT -1, count_ integer NOT NULL, label text NOT NULL,"
+        " kind varchar(5) NOT NULL, active boolean NOT NULL, at timestamptz NOT NULL DEFAULT now())"
+    )
+    schema = connect().describe("settings")
+    assert schema.required == {"label", "kind", "active"}
+
+
 def test_describe_needs_the_service_role_key(vault, connect, environment, monkeypatch):
     vault(1)
     monkeypatch.setenv("SUPABASE_KEY", environment.anon_key)
@@ -457,6 +471,24 @@ def test_backup_verify_and_restore_round_trip(vault, pipeline, angles_cli, postg
     assert {"backup.log", "restore.log"} <= {p.name for p in files}
     for text in [o.output for o in outputs] + [p.read_text() for p in files]:
         assert postgrest.service_role_key not in text
+
+
+def test_a_new_column_with_a_default_the_api_hides_does_not_block_a_restore(
+    vault, pipeline_file, environment, angles_cli
+):
+    db = vault(20)
+    path = pipeline_file(PIPELINE % {"extra": "    retries: 0"} + "restore: {auto_migrate: true}\n")
+    assert angles_cli("backup", path).exit_code == 0
+    db.execute(
+        "ALTER TABLE decision_vault ADD COLUMN meta jsonb NOT NULL DEFAULT '{}',"
+        " ADD COLUMN rank integer NOT NULL DEFAULT -1"
+    )
+    db.execute("DELETE FROM decision_vault WHERE id IN (SELECT id FROM decision_vault LIMIT 5)")
+
+    live = angles_cli("restore", path, "--live", "--yes", "--format", "json")
+    assert live.exit_code == 0, live.output
+    assert live.json()["counts"]["insert"] == 5
+    assert db.fetchval("SELECT count(*) FROM decision_vault WHERE meta = '{}' AND rank = -1") == 20
 
 
 def test_a_failure_while_paging_keeps_the_earlier_backup(
