@@ -57,7 +57,7 @@ PIPELINE = {
 
 def fill(folder: Path, days: float) -> float:
     """Write the pipeline and record the runs; the seconds the recording took."""
-    from angles.core.history import StateStore
+    from angles.state.store import StateStore
     from angles.testing.history import record_history
 
     (folder / "angles.yaml").write_text(json.dumps(PIPELINE), encoding="utf-8")
@@ -77,7 +77,7 @@ def median_seconds(action, *args) -> float:
 
 
 def read_runs(folder: Path, since: datetime | None = None) -> int:
-    from angles.core.history import StateStore
+    from angles.state.store import StateStore
 
     with StateStore.open(str(folder / ".angles" / "state.db")) as store:
         return len(store.runs("production", None, since=since))

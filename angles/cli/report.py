@@ -6,12 +6,17 @@ from pathlib import Path
 
 import click
 
-from angles.cli.common import echo, echo_json, format_option, pipeline_argument
+from angles.cli.common import echo, echo_json, examples, format_option, pipeline_argument
+from angles.core.text import plural
 
 DEFAULT_REPORT = "status.html"
+EXAMPLES = examples(
+    "angles report                     # the pipeline's report:, else ./status.html",
+    "angles report --output site/index.html --days 90",
+)
 
 
-@click.command("report")
+@click.command("report", epilog=EXAMPLES)
 @pipeline_argument
 @click.option(
     "--output",
@@ -28,15 +33,14 @@ DEFAULT_REPORT = "status.html"
 @format_option
 def command(pipeline: Path, output: Path | None, days: int, output_format: str) -> int:
     """Write the status page: one self-contained HTML file, from the run history."""
-    from angles.cli.common import load
-    from angles.core.context import Context
+    from angles.cli.common import open_context
     from angles.core.errors import AnglesError
     from angles.status.outputs import read_summary, replace_file
     from angles.status.page import render_page
 
-    loaded, plugins = load(pipeline)
-    target = output or loaded.report or loaded.resolve(DEFAULT_REPORT)
-    with Context(loaded, plugins) as context:
+    with open_context(pipeline, output_format=output_format) as context:
+        loaded = context.pipeline
+        target = output or loaded.report or loaded.resolve(DEFAULT_REPORT)
         summary = read_summary(context, days)
     try:
         replace_file(target, render_page(summary))
@@ -48,9 +52,8 @@ def command(pipeline: Path, output: Path | None, days: int, output_format: str) 
     if output_format == "json":
         echo_json({"report": str(target), "runs": len(summary.runs), "days": days})
     else:
-        runs = len(summary.runs)
         echo(
             f"status page written to {target} "
-            f"({runs} run{'s' if runs != 1 else ''} in the last {days} day{'s' if days != 1 else ''})"
+            f"({plural(len(summary.runs), 'run')} in the last {plural(days, 'day')})"
         )
     return 0

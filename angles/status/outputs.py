@@ -12,8 +12,6 @@ from typing import TYPE_CHECKING
 from angles.status.summary import DEFAULT_DAYS, Summary
 
 if TYPE_CHECKING:
-    import structlog
-
     from angles.core.context import Context
 
 
@@ -51,14 +49,14 @@ def write_outputs(context: Context) -> list[Path]:
         except Exception as exc:
             _not_written(context, what, path, exc)
             continue
-        _log(context).info(f"{what} written", path=str(path))
+        context.logger("runs").info(f"{what} written", path=str(path))
         written.append(path)
     return written
 
 
 def read_summary(context: Context, days: int) -> Summary:
     """The summary of the context's pipeline, from its state store."""
-    from angles.core.history import open_store
+    from angles.state.store import open_store
     from angles.status.summary import collect
 
     with open_store(context) as store:
@@ -86,16 +84,9 @@ def replace_file(path: Path, data: bytes) -> None:
 
 
 def _not_written(context: Context, what: str, path: Path, exc: BaseException) -> None:
-    from angles.core.logging import console_stream
-    from angles.core.runner import one_line
+    from angles.core.text import one_line
 
     error = context.redact.text(one_line(exc))
-    _log(context).error(f"{what} not written", path=str(path), error=error)
-    if console_stream() is None:  # at a terminal the log line above is already shown
+    context.logger("runs").error(f"{what} not written", path=str(path), error=error)
+    if context.logs.console is None:  # else the console already shows the log line
         print(f"ERROR: {what} not written to {path}: {error}", file=sys.stderr)
-
-
-def _log(context: Context) -> structlog.typing.FilteringBoundLogger:
-    from angles.core.logging import get_logger
-
-    return get_logger("runs", pipeline=context.pipeline.name)

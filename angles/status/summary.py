@@ -15,7 +15,7 @@ from angles.core.results import Status
 
 if TYPE_CHECKING:
     from angles.core.context import Context
-    from angles.core.history import StateStore
+    from angles.state.store import StateStore
 
 DEFAULT_DAYS = 30
 
@@ -261,7 +261,7 @@ def _newest(runs: list[list[StoredBackup]]) -> list[StoredBackup]:
 
 def _stored_backups(run: dict[str, Any]) -> Iterator[StoredBackup]:
     """The files a run stored, each with its table (read from the file name)."""
-    from angles.core.backup.format import BackupName
+    from angles.backup.format import BackupName
 
     started = moment(run["started_at"])
     for backup in run.get("backups", []):

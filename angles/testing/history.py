@@ -16,7 +16,7 @@ from angles.core.report import BackupRun, CheckRun, NotificationRun, RunReport
 from angles.core.results import Status
 
 if TYPE_CHECKING:
-    from angles.core.history import StateStore
+    from angles.state.store import StateStore
 
 #: The sync_backlog thresholds of the recorded ``sync`` check.
 WARN_ABOVE, ERROR_ABOVE = 10, 50

@@ -8,7 +8,7 @@ import pytest
 
 from angles.core.config import load_pipeline
 from angles.core.context import Context
-from angles.core.history import StateStore
+from angles.state.store import StateStore
 from angles.status.summary import Summary, collect
 from angles.testing.history import record_history
 

@@ -8,8 +8,8 @@ import threading
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from angles.core.history import StateStore
 from angles.core.results import Status
+from angles.state.store import StateStore
 from angles.status.metrics import render_metrics
 from angles.status.outputs import replace_file
 from angles.status.summary import collect
