@@ -11,6 +11,8 @@ on first use: a plugin that imports one helper does not load HTTP or the backup 
 - Exact JSON numbers (a numeric wider than a float keeps every digit):
   :func:`loads_exact`, :func:`dumps_exact`, :func:`number_from_text`, :func:`jsonable`.
 - Backup files: :class:`BackupName` (``{table}_{YYYY-MM-DD_HH-MM-SS}.json``),
+  :data:`BACKUP_SUFFIXES` (how stored backup files end, encrypted ones included),
+  :func:`open_backup` (a stored file's plain bytes, decrypted when it is ``.age``),
   :func:`metadata_from_head` (the metadata in a file's first bytes), :func:`sort_key`
   (the order backups and restores put primary keys in).
 """
@@ -22,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from angles.backup.diff import sort_key
-    from angles.backup.format import BackupName, metadata_from_head
+    from angles.backup.encryption import open_backup
+    from angles.backup.format import BACKUP_SUFFIXES, BackupName, metadata_from_head
     from angles.backup.numbers import dumps as dumps_exact
     from angles.backup.numbers import jsonable, number_from_text
     from angles.backup.numbers import loads as loads_exact
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
 
 #: Each helper: the module it lives in, and its name there.
 _SOURCES = {
+    "BACKUP_SUFFIXES": ("angles.backup.format", "BACKUP_SUFFIXES"),
     "BackupName": ("angles.backup.format", "BackupName"),
     "describe_failure": ("angles.core.http", "describe_failure"),
     "dumps_exact": ("angles.backup.numbers", "dumps"),
@@ -45,6 +49,7 @@ _SOURCES = {
     "metadata_from_head": ("angles.backup.format", "metadata_from_head"),
     "number_from_text": ("angles.backup.numbers", "number_from_text"),
     "one_line": ("angles.core.text", "one_line"),
+    "open_backup": ("angles.backup.encryption", "open_backup"),
     "parse_duration": ("angles.core.durations", "parse_duration"),
     "parse_timestamp": ("angles.core.durations", "parse_timestamp"),
     "plural": ("angles.core.text", "plural"),
@@ -54,6 +59,7 @@ _SOURCES = {
 }
 
 __all__ = [
+    "BACKUP_SUFFIXES",
     "BackupName",
     "describe_failure",
     "dumps_exact",
@@ -65,6 +71,7 @@ __all__ = [
     "metadata_from_head",
     "number_from_text",
     "one_line",
+    "open_backup",
     "parse_duration",
     "parse_timestamp",
     "plural",

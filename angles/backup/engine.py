@@ -3,7 +3,8 @@
 Each table is streamed in primary-key order into a spooled :class:`BackupWriter` (constant
 memory), then every sink stores all the run's files in one transaction (one commit for a
 git sink). Retention runs only after the new file is stored, so a failed run never costs
-an older backup.
+an older backup. A sink with ``encrypt:`` gets each file encrypted with age and named
+``….age`` (:mod:`angles.backup.encryption`), whatever the sink's type.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from angles.backup.encryption import AGE_SUFFIX, Encryption
 from angles.backup.format import BackupName, BackupWriter
 from angles.backup.retention import expired
 from angles.core.connection import Database, TableSchema
@@ -25,7 +27,7 @@ from angles.core.results import Status
 from angles.core.sink import Sink
 from angles.core.text import one_line
 
-__all__ = ["database_for", "export_table", "run_backups", "store_files"]
+__all__ = ["backup_name", "database_for", "export_table", "run_backups", "store_files"]
 
 
 @dataclass
@@ -76,6 +78,21 @@ def export_table(
     return writer, expected
 
 
+def backup_name(
+    sink: Sink, table: str, moment: datetime, size: int, *, pre_restore: bool = False
+) -> str:
+    """The name a backup of ``table`` taken at ``moment`` gets in ``sink``: compressed as
+    the sink decides for a file of ``size`` bytes, ``.age`` when the sink encrypts."""
+    name = BackupName(
+        table,
+        moment,
+        pre_restore=pre_restore,
+        compressed=sink.compresses(size),
+        encrypted=Encryption.of(sink) is not None,
+    )
+    return str(name)
+
+
 def store_files(
     sink: Sink,
     files: Sequence[tuple[str, BackupWriter]],
@@ -85,18 +102,27 @@ def store_files(
     """Store files in one transaction of ``sink``: name → None when stored, else the error.
 
     A file that fails does not stop the others; a failed commit fails them all. A name
-    ending in ``.gz`` is stored gzip-compressed. ``sizes``, when given, receives the
-    bytes the sink stored for each file.
+    ending in ``.gz`` is stored gzip-compressed, one ending in ``.age`` encrypted with the
+    sink's ``encrypt:`` settings (and the sink is not told its record count, which a git
+    sink would write in the clear). ``sizes``, when given, receives the bytes the sink
+    stored for each file.
     """
+    encryption = Encryption.of(sink)
     outcome: dict[str, str | None] = {}
     try:
         with sink.transaction(message) as transaction:
             for name, writer in files:
                 try:
+                    plain = name.removesuffix(AGE_SUFFIX)
+                    chunks = writer.chunks(compress=plain.endswith(".gz"))
+                    if plain != name:
+                        if encryption is None:
+                            raise BackupError(f"sink {sink.name!r} has no encrypt: settings")
+                        chunks = encryption.encrypt(chunks)
                     size = transaction.store(
                         name,
-                        writer.chunks(compress=name.endswith(".gz")),
-                        record_count=writer.record_count,
+                        chunks,
+                        record_count=None if encryption else writer.record_count,
                     )
                     outcome[name] = None
                     if sizes is not None:
@@ -184,9 +210,8 @@ def _store(context: Context, sink_name: str, exports: list[_Export], log: Any) -
     files = []
     for export in exports:
         assert export.writer is not None
-        compress = sink.compresses(export.writer.size)
-        name = BackupName(export.entry["table"], export.writer.timestamp, compressed=compress)
-        files.append((str(name), export.writer, export))
+        name = backup_name(sink, export.entry["table"], export.writer.timestamp, export.writer.size)
+        files.append((name, export.writer, export))
     tables = ", ".join(export.entry["table"] for export in exports)
     message = f"angles backup of {tables} ({context.pipeline.name})"
     sizes: dict[str, int] = {}

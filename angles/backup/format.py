@@ -30,6 +30,7 @@ from angles.core.connection import Row, TableSchema
 from angles.core.errors import BackupError
 
 __all__ = [
+    "BACKUP_SUFFIXES",
     "BACKUP_VERSION",
     "BackupFile",
     "BackupName",
@@ -51,8 +52,10 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _FOOTER = b"]}"
 _NAME = re.compile(
     r"^(?P<table>.+?)(?P<pre>_pre-restore)?_(?P<stamp>\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2})"
-    r"\.json(?P<gz>\.gz)?$"
+    r"\.json(?P<gz>\.gz)?(?P<age>\.age)?$"
 )
+#: How stored backup files end: plain, gzip-compressed, and each encrypted with age.
+BACKUP_SUFFIXES = (".json", ".json.gz", ".json.age", ".json.gz.age")
 _HEADER = re.compile(rb'^\{\s*"metadata"\s*:\s*(\{.*\})\s*,\s*"data"\s*:\s*\[\s*$', re.DOTALL)
 _STAMP_FORMAT = "%Y-%m-%d_%H-%M-%S"
 
@@ -89,18 +92,20 @@ def format_metadata_timestamp(moment: datetime) -> str:
 
 @dataclass(frozen=True)
 class BackupName:
-    """The parts of a backup file name: ``{table}_{YYYY-MM-DD_HH-MM-SS}.json[.gz]``.
+    """The parts of a backup file name: ``{table}_{YYYY-MM-DD_HH-MM-SS}.json[.gz][.age]``.
 
     A backup saved before a live restore is named ``{table}_pre-restore_{timestamp}.json``:
     it still ends in the contract's ``_{timestamp}.json``, so tools that only know that
     pattern read it as a backup of a table called ``{table}_pre-restore``, while angles
     knows it belongs to ``{table}`` and never picks it as "the newest backup" by itself.
+    A file encrypted with age has ``.age`` appended (``encrypted``).
     """
 
     table: str
     timestamp: datetime
     pre_restore: bool = False
     compressed: bool = False
+    encrypted: bool = False
 
     @classmethod
     def parse(cls, name: str) -> BackupName | None:
@@ -112,11 +117,13 @@ class BackupName:
             moment = datetime.strptime(match["stamp"], _STAMP_FORMAT).replace(tzinfo=UTC)
         except ValueError:
             return None
-        return cls(match["table"], moment, bool(match["pre"]), bool(match["gz"]))
+        return cls(
+            match["table"], moment, bool(match["pre"]), bool(match["gz"]), bool(match["age"])
+        )
 
     def __str__(self) -> str:
         middle = f"_{PRE_RESTORE}" if self.pre_restore else ""
-        suffix = ".json.gz" if self.compressed else ".json"
+        suffix = (".json.gz" if self.compressed else ".json") + (".age" if self.encrypted else "")
         return (
             f"{self.table}{middle}_{self.timestamp.astimezone(UTC).strftime(_STAMP_FORMAT)}{suffix}"
         )

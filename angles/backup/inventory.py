@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from angles.backup.encryption import encrypted_name, open_backup
 from angles.backup.format import BackupFile, BackupName, metadata_from_head
 from angles.core.context import Context
 from angles.core.errors import AnglesError, BackupError, ServiceError
@@ -28,6 +29,7 @@ class ListedBackup:
     record_count: int | None = None
     has_checksum: bool | None = None
     pre_restore: bool = False
+    encrypted: bool = False
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -42,6 +44,7 @@ class ListedBackup:
             "record_count": self.record_count,
             "checksum": self.has_checksum,
             "pre_restore": self.pre_restore,
+            "encrypted": self.encrypted,
             "error": self.error,
         }
 
@@ -68,7 +71,8 @@ class Verification:
 
 
 def list_backups(context: Context) -> dict[str, list[ListedBackup]]:
-    """Each sink's backups, newest first, with record counts read from their first line."""
+    """Each sink's backups, newest first, with record counts read from their first line
+    (unknown for an encrypted file, which is listed without being read)."""
     listing: dict[str, list[ListedBackup]] = {}
     for sink_name in context.pipeline.sinks:
         sink = context.sink(sink_name)
@@ -89,7 +93,10 @@ def _describe(sink: Sink, stored: StoredFile) -> ListedBackup:
         timestamp=parsed.timestamp if parsed else stored.modified,
         size=stored.size,
         pre_restore=bool(parsed and parsed.pre_restore),
+        encrypted=encrypted_name(stored.name),
     )
+    if row.encrypted:
+        return row
     try:
         metadata = metadata_from_head(sink.head(stored.name))
         if metadata is None:  # laid out by others: read it whole (such files are small)
@@ -124,7 +131,7 @@ def verify_backups(context: Context, name: str | None = None) -> list[Verificati
 def _verify(sink: Sink, name: str) -> Verification:
     started = time.perf_counter()
     try:
-        with sink.open(name) as stream:
+        with open_backup(sink, name) as stream:
             backup = BackupFile(stream, name)
             count = backup.verify()
     except (BackupError, ServiceError) as exc:

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from angles.backup.diff import Change, Kind, OutOfOrder, merge, sort_key, updated_at_column
-from angles.backup.engine import database_for, export_table, store_files
+from angles.backup.encryption import open_backup, open_backup_file
+from angles.backup.engine import backup_name, database_for, export_table, store_files
 from angles.backup.format import BackupFile, BackupName
 from angles.core.connection import Database, Row, TableSchema
 from angles.core.context import Context
@@ -281,9 +282,9 @@ def _locate(
     if request.file is not None:
         path = Path(request.file)
         try:
-            stream = open(path, "rb")  # noqa: SIM115
-        except OSError as exc:
-            raise AnglesError(f"cannot open {path}: {exc.strerror}") from exc
+            stream = open_backup_file(context, path)
+        except BackupError as exc:
+            raise RestoreRefused(exc.message, hint=exc.hint) from exc
         source = _Source(path.name, stream)
         try:
             table = request.table or _guarded(source.open).metadata.get("source")
@@ -314,7 +315,7 @@ def _locate(
     sink = context.sink(sink_name)
     name = request.backup or _newest(sink.list(), table, sink_name)
     try:
-        stream = sink.open(name)
+        stream = open_backup(sink, name)
     except BackupError as exc:
         raise RestoreRefused(exc.message, hint=exc.hint) from exc
     return entry, table, sink_name, _Source(name, stream)
@@ -481,14 +482,7 @@ def _save_pre_restore(context: Context, plan: RestorePlan, database: Database, l
     try:
         for sink_name in plan.sinks:
             sink = context.sink(sink_name)
-            name = str(
-                BackupName(
-                    plan.table,
-                    moment,
-                    pre_restore=True,
-                    compressed=sink.compresses(writer.size),
-                )
-            )
+            name = backup_name(sink, plan.table, moment, writer.size, pre_restore=True)
             outcome = store_files(
                 sink, [(name, writer)], f"angles: {plan.table} before restoring {plan.backup}"
             )

@@ -36,6 +36,7 @@ COMMANDS = (
     "plugins",
     "schema",
     "init",
+    "keygen",
 )
 #: Options every command accepts, before or after its name.
 GLOBAL_FLAGS = ("--debug", "--quiet", "-q", "--verbose", "-v")

@@ -51,7 +51,10 @@ def list_command(pipeline: Path, output_format: str) -> None:
                 echo(f"  {row.name}  DAMAGED: {row.error}", fg="red")
                 continue
             count = "?" if row.record_count is None else f"{row.record_count}"
-            note = "" if row.has_checksum else "  (no checksum: older format)"
+            if row.encrypted:
+                note = "  (encrypted)"
+            else:
+                note = "" if row.has_checksum else "  (no checksum: older format)"
             if row.pre_restore:
                 note += "  (saved before a restore)"
             echo(f"  {row.name:<{width}}  {count:>9} rows  {_size(row.size):>9}{note}")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from angles.core.errors import PipelineError, Problem
-from angles.core.kinds import KINDS
+from angles.core.kinds import KIND, KINDS
 from angles.core.pipeline import Pipeline
 from angles.core.plugins import Plugins
 from angles.core.redact import Redactor, is_secret_name
@@ -260,6 +260,8 @@ def secret_values(document: dict[str, Any], plugins: Plugins) -> set[str]:
             cls = plugins.registries[kind.name].get(entry.get("type"))
             for key in cls.secret_options() if cls else ():
                 found |= _strings(entry.get(key))
+            if kind.name == "sink":
+                found |= _encrypt_secrets(entry.get("encrypt"))
     # A postgresql:// state URL may carry a password.
     state = document.get("state")
     if isinstance(state, str) and "://" in state:
@@ -271,6 +273,19 @@ def secret_values(document: dict[str, Any], plugins: Plugins) -> set[str]:
             password = None
         if password:
             found.add(password)
+    return found
+
+
+def _encrypt_secrets(settings: Any) -> set[str]:
+    """A sink's passphrase and identity, and each line of a multi-line identity."""
+    from angles.backup.encryption import SECRET_KEYS
+
+    if not isinstance(settings, dict):
+        return set()
+    found = set()
+    for key in SECRET_KEYS:
+        for value in _strings(settings.get(key)):
+            found |= {value, *filter(None, (line.strip() for line in value.splitlines()))}
     return found
 
 
@@ -370,6 +385,8 @@ class _Validator:
                 cls.validate_config(entry) if hasattr(cls, "validate_config") else ()
             ):
                 self.add((*path, key), message)
+            for at, message in KIND[kind].validate(entry):
+                self.add((*path, *at), message)
 
     def check_names(self) -> None:
         for section in ("checks", "backups", "notifiers"):

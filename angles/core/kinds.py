@@ -4,9 +4,11 @@ in :mod:`angles.core.hookspecs`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from angles.backup.encryption import ENCRYPT_SCHEMA
 from angles.core.check import Check
 from angles.core.connection import Connection
 from angles.core.notifier import Notifier
@@ -30,6 +32,12 @@ class Kind:
     hook: str
     named: bool
     common_keys: dict[str, dict[str, Any]]
+    #: Checks of the common keys beyond their schema: ``(key path, message)`` pairs.
+    validate_common: Callable[[Mapping[str, Any]], list[tuple[tuple[Any, ...], str]]] | None = None
+
+    def validate(self, entry: Mapping[str, Any]) -> list[tuple[tuple[Any, ...], str]]:
+        """Problems with an entry's common keys (the entry has passed the schema)."""
+        return self.validate_common(entry) if self.validate_common else []
 
     @property
     def required_keys(self) -> set[str]:
@@ -73,7 +81,15 @@ _SINK_KEYS: dict[str, dict[str, Any]] = {
         "minimum": 0,
         "description": "Keep the newest backup of each of the last N months.",
     },
+    "encrypt": ENCRYPT_SCHEMA,
 }
+
+
+def _validate_sink_keys(entry: Mapping[str, Any]) -> list[tuple[tuple[Any, ...], str]]:
+    from angles.backup.encryption import validate_encrypt
+
+    return validate_encrypt(entry.get("encrypt"))
+
 
 _NOTIFIER_KEYS: dict[str, dict[str, Any]] = {
     "name": {
@@ -123,7 +139,7 @@ KINDS: tuple[Kind, ...] = (
         _CONNECTION_KEYS,
     ),
     Kind("check", Check, "checks", "angles_register_checks", True, _CHECK_KEYS),
-    Kind("sink", Sink, "sinks", "angles_register_sinks", False, _SINK_KEYS),
+    Kind("sink", Sink, "sinks", "angles_register_sinks", False, _SINK_KEYS, _validate_sink_keys),
     Kind("notifier", Notifier, "notifiers", "angles_register_notifiers", True, _NOTIFIER_KEYS),
 )
 KIND = {kind.name: kind for kind in KINDS}

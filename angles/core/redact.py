@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 REDACTED = "***"
-SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|WEBHOOK", re.IGNORECASE)
+SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSPHRASE|WEBHOOK", re.IGNORECASE)
 # Values this short would redact ordinary words; real secrets are longer.
 MIN_SECRET_LENGTH = 4
 
@@ -21,12 +21,19 @@ class Redactor:
     """Replaces every known secret value, wherever it appears in a string or structure."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        values = sorted(
-            {s for s in secrets if isinstance(s, str) and len(s) >= MIN_SECRET_LENGTH},
-            key=len,
-            reverse=True,
-        )
-        self._pattern = re.compile("|".join(map(re.escape, values))) if values else None
+        self._values: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+        self.add(*secrets)
+
+    def add(self, *secrets: str) -> None:
+        """Redact these values too (a secret read during the run, e.g. a key file)."""
+        values = {s.strip() for s in secrets if isinstance(s, str)}
+        values = {s for s in values if len(s) >= MIN_SECRET_LENGTH} - self._values
+        if not values:
+            return
+        self._values |= values
+        ordered = sorted(self._values, key=len, reverse=True)
+        self._pattern = re.compile("|".join(map(re.escape, ordered)))
 
     def __bool__(self) -> bool:
         return self._pattern is not None

@@ -127,7 +127,7 @@ CORE_SCHEMA: dict[str, Any] = {
 def entry_schema(kind: str, cls: type) -> dict[str, Any]:
     """The full schema of one entry of ``kind`` whose type is ``cls``."""
     own = copy.deepcopy(dict(cls.config_schema))
-    properties = {**KIND[kind].common_keys, **own.get("properties", {})}
+    properties = {**copy.deepcopy(KIND[kind].common_keys), **own.get("properties", {})}
     required = list(own.get("required", []))
     if kind == "check" and getattr(cls, "connection_type", None) is not None:
         properties.setdefault("connection", CONNECTION_KEY)

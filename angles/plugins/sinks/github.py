@@ -44,7 +44,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
 
 from angles import BackupError, ServiceError, Sink, StoredFile, hookimpl
-from angles.helpers import plural
+from angles.helpers import BACKUP_SUFFIXES, plural
 
 if TYPE_CHECKING:
     from github.GitCommit import GitCommit
@@ -63,12 +63,12 @@ MANIFEST_SUFFIX = ".manifest.json"
 MANIFEST_FORMAT = "angles-parts/1"
 _REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _PART = re.compile(r"^(?P<name>.+)\.part-(?P<number>\d{3,})$")
-_BACKUP_SUFFIXES = (".json", ".json.gz")
 _README = """\
 # Backups
 
 Backup files written by [angles](https://pypi.org/project/angles/): one JSON document per
-table and run, named `{table}_{YYYY-MM-DD_HH-MM-SS}.json` (`.json.gz` when compressed).
+table and run, named `{table}_{YYYY-MM-DD_HH-MM-SS}.json` (`.json.gz` when compressed;
+`.age` appended when encrypted: `age -d -i key.txt FILE` decrypts it).
 A file too large for one GitHub blob is stored as `NAME.part-001`, `NAME.part-002`, … with
 `NAME.manifest.json`; `cat NAME.part-* > NAME` puts it back together.
 """
@@ -393,7 +393,7 @@ class GitHubSink(Sink):
                 files.setdefault(name, _Stored(name, 0, blob.sha, split=True))
             elif match := _PART.match(path):
                 parts.setdefault(match["name"], {})[path] = blob
-            elif path.endswith(_BACKUP_SUFFIXES):
+            elif path.endswith(BACKUP_SUFFIXES):
                 files[path] = _Stored(path, blob.size, blob.sha)
         for stored in files.values():
             if stored.split:

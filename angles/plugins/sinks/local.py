@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
 from angles import BackupError, Sink, StoredFile, hookimpl
+from angles.helpers import BACKUP_SUFFIXES
 
-_SUFFIXES = (".json", ".json.gz")
 _TEMP_SUFFIX = ".tmp"
 #: A temporary file this old was left by a run that died; it is removed.
 _STALE_SECONDS = 24 * 3600
@@ -68,13 +68,13 @@ class LocalSink(Sink):
         writer.commit()
 
     def list(self) -> list[StoredFile]:
-        """The backup files (``*.json``, ``*.json.gz``) in the folder."""
+        """The backup files (``*.json``, ``*.json.gz``, and those with ``.age``) in the folder."""
         if not self.folder.is_dir():
             return []
         files = []
         with os.scandir(self.folder) as entries:
             for entry in entries:
-                if entry.name.startswith(".") or not entry.name.endswith(_SUFFIXES):
+                if entry.name.startswith(".") or not entry.name.endswith(BACKUP_SUFFIXES):
                     continue
                 if not entry.is_file():
                     continue
