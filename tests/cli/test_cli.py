@@ -253,7 +253,7 @@ def test_the_runtime_never_imports_test_servers_or_heavy_clients(tmp_path):
         "from angles.cli import main\n"
         "code = main(['validate'])\n"
         "loaded = sorted(m for m in sys.modules if m.split('.')[0] in "
-        "{'supabase', 'notion_client', 'github', 'psycopg'} or m.startswith('angles.testing'))\n"
+        "{'supabase', 'notion_client', 'github', 'psycopg', 'pyrage'} or m.startswith('angles.testing'))\n"
         "print('loaded=' + ','.join(loaded))\n"
         "sys.exit(code)\n"
     )
