@@ -78,3 +78,36 @@ def _has_history() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("angles.cli.history") is not None
+
+
+def test_a_secret_learned_during_the_run_is_redacted_from_then_on():
+    redact = Redactor(["tok-0123456789"])
+    assert redact.text("AGE-SECRET-KEY-1ABCDEF read") == "AGE-SECRET-KEY-1ABCDEF read"
+    redact.add("AGE-SECRET-KEY-1ABCDEF\n", "ab")  # read from a key file; too short is ignored
+    assert redact.text("AGE-SECRET-KEY-1ABCDEF and tok-0123456789 ab") == "*** and *** ab"
+    assert Redactor().text("x") == "x" and not Redactor(["ab"])
+
+
+def test_passphrases_and_encrypt_secrets_are_secrets(tmp_path):
+    from angles.core.config import load_pipeline
+    from angles.core.plugins import load_plugins
+
+    assert is_secret_name("BACKUP_PASSPHRASE")
+    (tmp_path / "angles.yaml").write_text(
+        "version: 1\nsinks:\n  a: {type: local, encrypt: {passphrase: '${PHRASE}'}}\n"
+        "  b: {type: local, encrypt: {recipients: [ssh-ed25519 AAAA], identity: '${ID}'}}\n"
+    )
+    environ = {"PHRASE": "open sesame!", "ID": "# key\nAGE-SECRET-KEY-1XYZ\n"}
+    pipeline = load_pipeline(tmp_path / "angles.yaml", load_plugins(), environ=environ)
+    assert {"open sesame!", "AGE-SECRET-KEY-1XYZ"} <= pipeline.secrets
+
+
+def test_the_editor_schema_leaves_the_encrypt_schema_alone():
+    from angles.backup.encryption import ENCRYPT_SCHEMA
+    from angles.core.plugins import load_plugins
+    from angles.core.schema import build_schema
+
+    schema = build_schema(load_plugins())
+    passphrase = schema["$defs"]["sink.local"]["properties"]["encrypt"]["properties"]["passphrase"]
+    assert "anyOf" in passphrase  # ${VAR} accepted by editors
+    assert "anyOf" not in ENCRYPT_SCHEMA["properties"]["passphrase"]
