@@ -60,11 +60,7 @@ def export_table(
     a difference between it and the rows exported (and the progress has a total).
     """
     schema: TableSchema = database.describe(table)
-    if not schema.primary_key:
-        raise BackupError(
-            f"table {table!r} has no primary key",
-            hint="angles writes and restores rows by primary key; declare one",
-        )
+    schema.require_primary_key("to order its backup by", BackupError)
     expected = database.count(table)
     writer = BackupWriter(schema, moment)
     try:

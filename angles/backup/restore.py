@@ -169,8 +169,7 @@ def prepare_restore(context: Context, request: RestoreRequest) -> RestorePlan:
             )
         database = database_for(context, entry["connection"])
         schema = database.describe(table)
-        if not schema.primary_key:
-            raise RestoreRefused(f"table {table!r} has no primary key to match rows by")
+        schema.require_primary_key("to match rows by", RestoreRefused)
         plan = RestorePlan(
             table=table,
             backup=source.name,

@@ -7,7 +7,7 @@ A connection type that holds tables implements :class:`Database`; one that is on
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -33,6 +33,21 @@ class TableSchema:
     def key_of(self, row: Row) -> tuple[Any, ...]:
         """The primary key of a row, as a tuple."""
         return tuple(row[column] for column in self.primary_key)
+
+    def require_primary_key(self, purpose: str, error: Callable[..., Exception]) -> tuple[str, ...]:
+        """The primary key; a table without one is refused with ``error(message, hint=…)``.
+
+        angles reads tables in key order and writes, compares and restores rows by key
+        (a rowid or ctid is no stable identity). ``purpose`` ends the message ("to match
+        rows by"); ``error`` is the caller's kind of error, e.g. :class:`RestoreRefused`
+        or ``functools.partial(ServiceError, service)``.
+        """
+        if not self.primary_key:
+            raise error(
+                f"table {self.name!r} has no primary key {purpose}",
+                hint="declare a PRIMARY KEY: angles reads, writes and restores rows by it",
+            )
+        return self.primary_key
 
 
 class Connection(Plugin):
