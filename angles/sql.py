@@ -300,6 +300,16 @@ class SqlDatabase(Database):
         return written
 
     @contextlib.contextmanager
+    def snapshot(self) -> Iterator[bool]:
+        """Every read of this thread inside one transaction on its connection."""
+        connection = self.thread_connection()
+        try:
+            with self.atomic(connection):
+                yield True
+        except self.driver_error() as exc:
+            raise self.service_error(exc, None, "reading a snapshot") from exc
+
+    @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         """One transaction around several :meth:`upsert` calls: all are written, or none."""
         connection = self.thread_connection()

@@ -16,6 +16,10 @@ from angles.core.plugin import Plugin
 
 Row = dict[str, Any]
 
+#: The kinds of relation :meth:`Database.list_tables` names that hold rows of their own and
+#: are backed up; the others (views, materialized views) are left out.
+BACKED_UP_KINDS = frozenset({"table", "partitioned table"})
+
 
 @dataclass(frozen=True)
 class TableSchema:
@@ -78,6 +82,25 @@ class Database(Connection):
     def describe(self, table: str) -> TableSchema:
         """Columns (name → type) and primary key of ``table``."""
         raise NotImplementedError
+
+    def list_tables(self) -> dict[str, str]:
+        """Every relation the connection can read, name → kind (``table``, ``partitioned
+        table``, ``view``, ``materialized view``): those of its own schema by bare name,
+        others as ``schema.table``. Partitions are left out (their parent holds their rows).
+
+        A backend that cannot list its tables leaves this unimplemented; its backups then
+        name their tables.
+        """
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[bool]:
+        """Reads inside the block (describe, count, stream) see one consistent state of the
+        database, as ``pg_dump``'s do; yields whether they really do.
+
+        The default yields False: each read sees the database as it is at that moment.
+        """
+        yield False
 
     def count(self, table: str, where: Filter | None = None) -> int:
         """The exact number of rows of ``table`` matching ``where``."""

@@ -65,6 +65,17 @@ WHERE i.indrelid = to_regclass(%s) AND i.indisprimary
 ORDER BY k.position
 """
 
+_RELATIONS_SQL = """
+SELECT n.nspname, c.relname, c.relkind
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p', 'v', 'm') AND NOT c.relispartition
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%%'
+  AND has_schema_privilege(n.oid, 'USAGE')
+ORDER BY 1, 2
+"""
+_KINDS = {"r": "table", "p": "partitioned table", "v": "view", "m": "materialized view"}
+
 
 @dataclass
 class _Table:
@@ -174,13 +185,43 @@ class PostgresConnection(SqlDatabase):
         """psycopg's own transaction block (a savepoint when nested)."""
         return connection.transaction()
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[bool]:
+        """One ``REPEATABLE READ READ ONLY`` transaction around every read of the block, on
+        this thread's connection (tables are copied on it too), as ``pg_dump`` reads."""
+        from psycopg import IsolationLevel
+
+        connection = self.thread_connection()
+        connection.isolation_level, connection.read_only = IsolationLevel.REPEATABLE_READ, True
+        self._local.snapshot = True
+        try:
+            with super().snapshot() as consistent:
+                yield consistent
+        finally:
+            self._local.snapshot = False
+            if not connection.closed:
+                connection.isolation_level, connection.read_only = None, None
+
     @staticmethod
     def quote(identifier: str) -> str:
         """An SQL identifier in double quotes, safe inside a psycopg query string."""
         return '"' + identifier.replace('"', '""').replace("%", "%%") + '"'
 
     def relation(self, table: str) -> str:
-        return f"{self.quote(self.schema_name)}.{self.quote(table)}"
+        return ".".join(map(self.quote, self._schema_and_name(table)))
+
+    def _schema_and_name(self, table: str) -> tuple[str, str]:
+        """``schema.table`` split; a bare name is in the connection's ``schema:``."""
+        schema, dot, name = table.partition(".")
+        return (schema, name) if dot else (self.schema_name, table)
+
+    def list_tables(self) -> dict[str, str]:
+        """Tables, partitioned tables, views and materialized views of every schema the
+        role can use (system schemas aside); partitions are left out."""
+        found = {}
+        for schema, name, kind in self.fetch(_RELATIONS_SQL):
+            found[name if schema == self.schema_name else f"{schema}.{name}"] = _KINDS[kind]
+        return found
 
     # -- the catalog --------------------------------------------------------------------
 
@@ -258,7 +299,12 @@ class PostgresConnection(SqlDatabase):
         )
         decode = _row_decoder(names if len(names) <= _MAX_ARGUMENTS else None)
         # No statement timeout: reading a large table legitimately takes long.
-        connection = self._connect(statement_timeout=False)
+        in_snapshot = getattr(self._local, "snapshot", False)
+        if in_snapshot:
+            connection = self.thread_connection()
+            connection.execute("SELECT set_config('statement_timeout', '0', true)")
+        else:
+            connection = self._connect(statement_timeout=False)
         finished = False
         try:
             with connection.cursor() as cursor, cursor.copy(sql, params) as copy:
@@ -276,7 +322,13 @@ class PostgresConnection(SqlDatabase):
             if not finished:  # abandoned mid-table: stop the server sending the rest
                 with contextlib.suppress(Exception):
                     connection.cancel_safe(timeout=2)
-            connection.close()
+            if not in_snapshot:
+                connection.close()
+            elif finished:
+                milliseconds = str(round(self.timeout * 1000))
+                connection.execute(
+                    "SELECT set_config('statement_timeout', %s, true)", [milliseconds]
+                )
 
     # -- writing --------------------------------------------------------------------------
 
@@ -313,8 +365,7 @@ class PostgresConnection(SqlDatabase):
 
     def _relation_name(self, table: str) -> str:
         # to_regclass parses the name itself, so it gets plain (not %-escaped) quoting.
-        plain = SqlDatabase.quote
-        return f"{plain(self.schema_name)}.{plain(table)}"
+        return ".".join(map(SqlDatabase.quote, self._schema_and_name(table)))
 
     def _scrub(self, text: str) -> str:
         """``text`` without the URL or its password (libpq does not print them; be sure)."""

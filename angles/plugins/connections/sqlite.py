@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
@@ -101,6 +101,26 @@ class SQLiteConnection(SqlDatabase):
             if notnull and default is None and not pk
         )
         return TableSchema(table, columns, key, required=required)
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[bool]:
+        """One read transaction around the block when the file is in WAL mode, where readers
+        see a snapshot and writers go on. In rollback-journal mode a read transaction would
+        shut the application's writes out for the whole backup: each read stands alone."""
+        (mode,) = self.fetch("PRAGMA journal_mode")[0]
+        if str(mode).lower() != "wal":
+            yield False
+            return
+        with super().snapshot() as consistent:
+            yield consistent
+
+    def list_tables(self) -> dict[str, str]:
+        """Tables and views of the ``main`` database (SQLite's own tables aside)."""
+        rows = self.fetch(
+            "SELECT name, type FROM sqlite_master WHERE type IN ('table', 'view')"
+            " AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
+        )
+        return {name: kind for name, kind in rows}
 
     def sort_expression(self, table: str, column: str) -> str:
         return f"{self.quote(column)} COLLATE BINARY"

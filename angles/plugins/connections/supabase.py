@@ -300,6 +300,16 @@ class SupabaseConnection(Database):
         )
         return TableSchema(table, columns, key, required=required)
 
+    def list_tables(self) -> dict[str, str]:
+        """The relations the Data API describes: a table where it accepts inserts, else a
+        view (the API does not tell a materialized view, or a view it can write, apart)."""
+        definitions = self._definitions()
+        paths = (self._openapi or {}).get("paths") or {}
+        return {
+            name: "table" if "post" in (paths.get(f"/{name}") or {}) else "view"
+            for name in sorted(definitions)
+        }
+
     def _definitions(self) -> dict[str, Any]:
         """The OpenAPI document's ``definitions`` (read once per connection)."""
         if self._openapi is None:
