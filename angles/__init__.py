@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from angles.core.check import Check
-    from angles.core.connection import Connection, Database, Row, TableSchema
+    from angles.core.connection import Connection, Database, ForeignKey, Row, TableSchema
     from angles.core.context import Context
     from angles.core.errors import (
         AnglesError,
@@ -41,6 +41,7 @@ _SOURCES = {
     "Database": "angles.core.connection",
     "ExitCode": "angles.core.errors",
     "Filter": "angles.core.filters",
+    "ForeignKey": "angles.core.connection",
     "FilterSyntaxError": "angles.core.filters",
     "Notification": "angles.core.notifier",
     "Notifier": "angles.core.notifier",
@@ -71,6 +72,7 @@ __all__ = [
     "ExitCode",
     "Filter",
     "FilterSyntaxError",
+    "ForeignKey",
     "Notification",
     "Notifier",
     "PipelineError",

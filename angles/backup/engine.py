@@ -75,6 +75,7 @@ def export_table(
     try:
         with progress(f"Backing up {table}", expected) as advance:
             writer.write(counted(database.stream(table, schema), advance))
+        writer.sequence_values = database.sequence_values(schema.sequences.values())
     except BaseException:
         writer.close()
         raise

@@ -30,7 +30,15 @@ from angles.core.context import Context
 from angles.core.errors import AnglesError, BackupError, RestoreRefused
 from angles.core.progress import ProgressFactory, counted, no_progress
 
-__all__ = ["RestorePlan", "RestoreRequest", "apply_restore", "prepare_restore"]
+__all__ = [
+    "RestorePlan",
+    "RestoreRequest",
+    "apply_restore",
+    "close_plan",
+    "prepare_restore",
+    "save_pre_restore",
+    "write_changes",
+]
 
 SAMPLE_SIZE = 10
 DEFAULT_BATCH_SIZE = 500
@@ -211,23 +219,34 @@ def apply_restore(context: Context, plan: RestorePlan) -> RestorePlan:
     reason = plan.refusal()
     if reason:
         raise RestoreRefused(f"live restore of {plan.table!r} refused: {reason}")
-    assert plan._source is not None, "apply_restore takes a plan from prepare_restore"
+    plan.live = True
+    if plan.to_write:
+        database = database_for(context, plan.connection)
+        save_pre_restore(context, plan, database)
+        with database.transaction():
+            write_changes(context, plan, database)
+    else:
+        write_changes(context, plan, None)
+    return plan
+
+
+def write_changes(context: Context, plan: RestorePlan, database: Database | None) -> None:
+    """Write a plan's inserts and updates in batches (inside the caller's transaction,
+    where the database has them: a failure half-way changes nothing)."""
+    assert plan._source is not None, "a plan from prepare_restore"
     log = context.logger("restore")
     started = time.perf_counter()
     plan.live = True
-    if not plan.to_write:
-        plan.applied = {Kind.INSERT.value: 0, Kind.UPDATE.value: 0, "newer_in_database": 0}
-        plan.applied["written"] = 0
-        log.info("restore applied", table=plan.table, backup=plan.backup, applied=plan.applied)
-        return plan
-    database = database_for(context, plan.connection)
-    schema = database.describe(plan.table)
-    _save_pre_restore(context, plan, database, log)
-    batch_size = int(context.pipeline.restore.get("batch_size") or DEFAULT_BATCH_SIZE)
     applied = {Kind.INSERT.value: 0, Kind.UPDATE.value: 0, Kind.NEWER_IN_DATABASE.value: 0}
     written = 0
+    if not plan.to_write or database is None:
+        plan.applied = {**applied, "written": 0}
+        log.info("restore applied", table=plan.table, backup=plan.backup, applied=plan.applied)
+        return
+    schema = database.describe(plan.table)
+    batch_size = int(context.pipeline.restore.get("batch_size") or DEFAULT_BATCH_SIZE)
     batch: list[Row] = []
-    write = set(plan.compared_columns)
+    write = set(plan.compared_columns) - set(schema.generated)
 
     def flush() -> None:
         nonlocal written
@@ -237,11 +256,7 @@ def apply_restore(context: Context, plan: RestorePlan) -> RestorePlan:
             advance(written)
 
     try:
-        # One transaction where the database has them: a failure half-way changes nothing.
-        with (
-            context.progress(f"Restoring {plan.table}", plan.to_write) as advance,
-            database.transaction(),
-        ):
+        with context.progress(f"Restoring {plan.table}", plan.to_write) as advance:
             for change in _changes(plan, database, schema, plan._source.open()):
                 if change.kind in (Kind.INSERT, Kind.UPDATE) or (
                     change.kind is Kind.NEWER_IN_DATABASE and plan.overwrite_newer
@@ -262,7 +277,6 @@ def apply_restore(context: Context, plan: RestorePlan) -> RestorePlan:
             pre_restore_backup=plan.pre_restore_backup,
             duration_seconds=round(time.perf_counter() - started, 3),
         )
-    return plan
 
 
 def close_plan(plan: RestorePlan) -> None:
@@ -478,9 +492,13 @@ def _sample(change: Change, primary_key: tuple[str, ...]) -> Any:
     return {**dict(zip(primary_key, change.key, strict=True)), "columns": list(change.columns)}
 
 
-def _save_pre_restore(context: Context, plan: RestorePlan, database: Database, log: Any) -> None:
-    """Back the table up as it is now, to every sink of its entry, before writing."""
-    moment = datetime.now(UTC)
+def save_pre_restore(
+    context: Context, plan: RestorePlan, database: Database, moment: datetime | None = None
+) -> None:
+    """Back the table up as it is now, to every sink of its entry, before writing
+    (``moment``: the timestamp of a pre-restore set of several tables)."""
+    log = context.logger("restore")
+    moment = moment or datetime.now(UTC)
     writer, _ = export_table(database, plan.table, moment, context.progress)
     try:
         for sink_name in plan.sinks:

@@ -7,8 +7,8 @@ A connection type that holds tables implements :class:`Database`; one that is on
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from angles.core.filters import Filter
@@ -22,17 +22,46 @@ BACKED_UP_KINDS = frozenset({"table", "partitioned table"})
 
 
 @dataclass(frozen=True)
+class ForeignKey:
+    """``columns`` of a table refer to ``referenced`` of ``table`` (named as
+    :meth:`Database.list_tables` names it)."""
+
+    columns: tuple[str, ...]
+    table: str
+    referenced: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "columns": list(self.columns),
+            "table": self.table,
+            "referenced": list(self.referenced),
+        }
+
+
+@dataclass(frozen=True)
 class TableSchema:
     """A table as a database describes it: column types and primary key, in column order.
 
-    ``required`` names the columns an insert must give (NOT NULL without a default);
-    a backend that cannot tell leaves it empty.
+    ``required`` names the columns an insert must give (NOT NULL without a default).
+    What a whole-database restore needs comes with it where the backend can tell (a
+    backend that cannot leaves it empty): ``foreign_keys``; ``generated`` columns, which
+    are never written; ``identity`` columns (``always`` or ``by default``); and the
+    ``sequences`` columns draw from (column → sequence), owned or through a default.
     """
 
     name: str
     columns: dict[str, str]
     primary_key: tuple[str, ...]
     required: frozenset[str] = frozenset()
+    foreign_keys: tuple[ForeignKey, ...] = ()
+    generated: frozenset[str] = frozenset()
+    identity: Mapping[str, str] = field(default_factory=dict)
+    sequences: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def parents(self) -> frozenset[str]:
+        """The other tables this one's foreign keys refer to."""
+        return frozenset(k.table for k in self.foreign_keys if k.table != self.name)
 
     def key_of(self, row: Row) -> tuple[Any, ...]:
         """The primary key of a row, as a tuple."""
@@ -134,6 +163,19 @@ class Database(Connection):
         Backends with transactions write every batch in one transaction.
         """
         raise NotImplementedError
+
+    def sequence_values(self, sequences: Iterable[str]) -> dict[str, int | None]:
+        """The last value of each sequence (None: never drawn from); recorded in backups."""
+        return {}
+
+    def advance_sequences(
+        self, table: str, schema: TableSchema, recorded: Mapping[str, int | None]
+    ) -> dict[str, int]:
+        """After a restore of ``table``: set each sequence its columns draw from to at least
+        the larger of its ``recorded`` last value and the column's maximum, never lower
+        than it is, so the application's next insert gets a new key. Returns sequence →
+        the value it now has; a backend without sequences returns ``{}``."""
+        return {}
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:

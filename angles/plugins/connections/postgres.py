@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
-from angles import Filter, Row, ServiceError, SqlDatabase, TableSchema, hookimpl
+from angles import Filter, ForeignKey, Row, ServiceError, SqlDatabase, TableSchema, hookimpl
 from angles.helpers import dumps_exact, loads_exact
 
 if TYPE_CHECKING:
@@ -63,6 +63,41 @@ CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, positio
 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
 WHERE i.indrelid = to_regclass(%s) AND i.indisprimary
 ORDER BY k.position
+"""
+
+_FOREIGN_KEYS_SQL = """
+SELECT array(SELECT a.attname FROM unnest(c.conkey) WITH ORDINALITY AS k(attnum, position)
+             JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum
+             ORDER BY k.position),
+       n.nspname, f.relname,
+       array(SELECT a.attname FROM unnest(c.confkey) WITH ORDINALITY AS k(attnum, position)
+             JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.attnum
+             ORDER BY k.position)
+FROM pg_constraint c
+JOIN pg_class f ON f.oid = c.confrelid
+JOIN pg_namespace n ON n.oid = f.relnamespace
+WHERE c.conrelid = to_regclass(%s) AND c.contype = 'f' AND c.conparentid = 0
+ORDER BY c.conname
+"""
+
+# The sequences a table's columns draw from: owned by a column (serial, identity), or
+# named by a column default's nextval().
+_SEQUENCES_SQL = """
+SELECT a.attname, s.oid::regclass::text
+FROM pg_depend d
+JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+WHERE d.refobjid = to_regclass(%s) AND d.classid = 'pg_class'::regclass
+  AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+UNION
+SELECT a.attname, s.oid::regclass::text
+FROM pg_attrdef ad
+JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
+JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
+  AND d.refclassid = 'pg_class'::regclass
+JOIN pg_class s ON s.oid = d.refobjid AND s.relkind = 'S'
+WHERE ad.adrelid = to_regclass(%s)
+ORDER BY 1
 """
 
 _RELATIONS_SQL = """
@@ -186,6 +221,52 @@ class PostgresConnection(SqlDatabase):
         return connection.transaction()
 
     @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One transaction around a live restore, in which triggers do not fire (as
+        ``pg_dump --disable-triggers`` restores): a ``BEFORE UPDATE`` trigger stamping
+        ``updated_at`` would change every restored row. The foreign keys, which are
+        triggers too, are checked at the end instead, for every table written."""
+        outermost = getattr(self._local, "depth", 0) == 0
+        with super().transaction():
+            if outermost:
+                self._local.written = set()
+                self._local.replica = self._stop_triggers(self.thread_connection())
+            yield
+            if outermost and self._local.replica:
+                for table in sorted(self._local.written):
+                    self._check_references(table)
+
+    def _stop_triggers(self, connection: psycopg.Connection[Any]) -> bool:
+        """``session_replication_role = replica`` for this transaction, where the role may
+        set it (a superuser; Supabase's ``postgres``); whether it could."""
+        import psycopg
+
+        try:
+            with connection.transaction():  # a savepoint: a refusal keeps the transaction
+                connection.execute("SET LOCAL session_replication_role = replica")
+        except psycopg.errors.InsufficientPrivilege:
+            return False
+        return True
+
+    def _check_references(self, table: str) -> None:
+        """Refuse (and so roll back) rows of ``table`` whose foreign key finds no row."""
+        for key in self.schema_of(table).foreign_keys:
+            pairs = list(zip(key.columns, key.referenced, strict=True))
+            present = " AND ".join(f"c.{self.quote(c)} IS NOT NULL" for c, _ in pairs)
+            match = " AND ".join(f"p.{self.quote(r)} = c.{self.quote(c)}" for c, r in pairs)
+            sql = (
+                f"SELECT 1 FROM {self.relation(table)} c WHERE {present} AND NOT EXISTS "
+                f"(SELECT 1 FROM {self.relation(key.table)} p WHERE {match}) LIMIT 1"
+            )
+            if self.fetch(sql, (), table):
+                raise ServiceError(
+                    self.service,
+                    f"restoring {table!r} would leave rows whose {', '.join(key.columns)} "
+                    f"refer to no row of {key.table!r}; nothing was restored",
+                    hint=f"restore {key.table!r} first, or the whole set with --all",
+                )
+
+    @contextlib.contextmanager
     def snapshot(self) -> Iterator[bool]:
         """One ``REPEATABLE READ READ ONLY`` transaction around every read of the block, on
         this thread's connection (tables are copied on it too), as ``pg_dump`` reads."""
@@ -215,13 +296,43 @@ class PostgresConnection(SqlDatabase):
         schema, dot, name = table.partition(".")
         return (schema, name) if dot else (self.schema_name, table)
 
+    def _name_of(self, schema: str, name: str) -> str:
+        """A table's name as angles writes it: bare in the connection's schema."""
+        return name if schema == self.schema_name else f"{schema}.{name}"
+
+    def sequence_values(self, sequences: Iterable[str]) -> dict[str, int | None]:
+        names = list(dict.fromkeys(sequences))
+        if not names:
+            return {}
+        rows = self.fetch(
+            "SELECT s, pg_sequence_last_value(s::regclass) FROM unnest(%s::text[]) AS s", [names]
+        )
+        return dict(rows)
+
+    def advance_sequences(
+        self, table: str, schema: TableSchema, recorded: Mapping[str, int | None]
+    ) -> dict[str, int]:
+        advanced = {}
+        for column, sequence in schema.sequences.items():
+            # GREATEST skips NULLs; setval of NULL (an empty table, a sequence never
+            # drawn from, nothing recorded) changes nothing.
+            sql = (
+                "SELECT setval(%s::regclass, GREATEST(%s::bigint, "
+                f"(SELECT max({self.quote(column)}) FROM {self.relation(table)})::bigint, "
+                "pg_sequence_last_value(%s::regclass)))"
+            )
+            (value,) = self.fetch(sql, [sequence, recorded.get(sequence), sequence], table)[0]
+            if value is not None:
+                advanced[sequence] = int(value)
+        return advanced
+
     def list_tables(self) -> dict[str, str]:
         """Tables, partitioned tables, views and materialized views of every schema the
         role can use (system schemas aside); partitions are left out."""
-        found = {}
-        for schema, name, kind in self.fetch(_RELATIONS_SQL):
-            found[name if schema == self.schema_name else f"{schema}.{name}"] = _KINDS[kind]
-        return found
+        return {
+            self._name_of(schema, name): _KINDS[kind]
+            for schema, name, kind in self.fetch(_RELATIONS_SQL)
+        }
 
     # -- the catalog --------------------------------------------------------------------
 
@@ -242,8 +353,28 @@ class PostgresConnection(SqlDatabase):
             for name, _, notnull, has_default, identity, generated, *_ in columns
             if notnull and not has_default and not identity and not generated
         )
-        schema = TableSchema(table, types, key, required=required)
         info = {row[0]: row for row in columns}
+        foreign_keys = tuple(
+            ForeignKey(tuple(cols), self._name_of(schema_name, name), tuple(referenced))
+            for cols, schema_name, name, referenced in self.fetch(
+                _FOREIGN_KEYS_SQL, [relation], table
+            )
+        )
+        sequences = dict(self.fetch(_SEQUENCES_SQL, [relation, relation], table))
+        schema = TableSchema(
+            table,
+            types,
+            key,
+            required=required,
+            foreign_keys=foreign_keys,
+            generated=frozenset(name for name, row in info.items() if row[5]),
+            identity={
+                name: "always" if row[4] == "a" else "by default"
+                for name, row in info.items()
+                if row[4]
+            },
+            sequences=sequences,
+        )
         sort = {}
         for column in key:
             *_, typtype, collation = info[column]
@@ -359,6 +490,9 @@ class PostgresConnection(SqlDatabase):
             separators=(",", ":"),
             allow_nan=False,
         )
+        written = getattr(self._local, "written", None)
+        if written is not None:
+            written.add(table)
         return max(connection.execute(sql, [payload]).rowcount, 0)
 
     # -- helpers ---------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
 
-from angles import Database, Row, ServiceError, SqlDatabase, TableSchema, hookimpl
+from angles import Database, ForeignKey, Row, ServiceError, SqlDatabase, TableSchema, hookimpl
 from angles.helpers import dumps_exact, loads_exact
 
 _JSON_TYPES = {"json", "jsonb"}
@@ -100,7 +100,16 @@ class SQLiteConnection(SqlDatabase):
             for _, name, _, notnull, default, pk in info
             if notnull and default is None and not pk
         )
-        return TableSchema(table, columns, key, required=required)
+        links: dict[int, list[tuple[str, str, str]]] = {}
+        for number, _, parent, column, referenced, *_ in self.fetch(
+            f"PRAGMA foreign_key_list({self.quote(table)})", (), table
+        ):
+            links.setdefault(number, []).append((parent, column, referenced))
+        foreign_keys = tuple(
+            ForeignKey(tuple(c for _, c, _ in link), link[0][0], tuple(r for *_, r in link))
+            for _, link in sorted(links.items())
+        )
+        return TableSchema(table, columns, key, required=required, foreign_keys=foreign_keys)
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[bool]:

@@ -39,7 +39,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
-from angles import Database, Filter, Row, ServiceError, TableSchema, hookimpl
+from angles import Database, Filter, ForeignKey, Row, ServiceError, TableSchema, hookimpl
 from angles.helpers import jsonable, loads_exact, number_from_text
 
 if TYPE_CHECKING:
@@ -60,6 +60,8 @@ _MESSAGES = {
     "PGRST106": "the schema is not exposed",
 }
 _SIMPLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# PostgREST's OpenAPI note on a foreign key column (``makeProperty``).
+_FOREIGN_KEY_NOTE = re.compile(r"<fk table='([^']+)' column='([^']+)'/>")
 
 
 class SupabaseError(ServiceError):
@@ -298,7 +300,15 @@ class SupabaseConnection(Database):
             and _shows_its_default(properties[name])
             and "default" not in properties[name]
         )
-        return TableSchema(table, columns, key, required=required)
+        references: dict[str, list[tuple[str, str]]] = {}
+        for name, p in properties.items():
+            for parent, column in _FOREIGN_KEY_NOTE.findall(str(p.get("description", ""))):
+                references.setdefault(parent, []).append((name, column))
+        foreign_keys = tuple(
+            ForeignKey(tuple(c for c, _ in pairs), parent, tuple(r for _, r in pairs))
+            for parent, pairs in sorted(references.items())
+        )
+        return TableSchema(table, columns, key, required=required, foreign_keys=foreign_keys)
 
     def list_tables(self) -> dict[str, str]:
         """The relations the Data API describes: a table where it accepts inserts, else a
