@@ -45,6 +45,8 @@ class ListedBackup:
             "checksum": self.has_checksum,
             "pre_restore": self.pre_restore,
             "encrypted": self.encrypted,
+            # The files of one backup run share their timestamp: a set.
+            "set": self.timestamp.strftime("%Y-%m-%d_%H-%M-%S") if self.timestamp else None,
             "error": self.error,
         }
 
