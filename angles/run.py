@@ -1,4 +1,8 @@
-"""Running a pipeline: checks concurrently, then backups, then notifications."""
+"""Running a pipeline: the one place that knows the phases of a run.
+
+Checks run concurrently, then backups, then notifications (each notifier's policy
+decides against the state store), then the run is recorded in the state store.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,29 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
+from enum import StrEnum
 
+from angles.backup.engine import run_backups
 from angles.core.check import Check
 from angles.core.context import Context
 from angles.core.errors import AnglesError
 from angles.core.report import CheckRun, RunReport
 from angles.core.results import CheckResult, Status
 from angles.core.text import one_line
+from angles.state.alerting import send_notifications
+from angles.state.store import record_run
 
 MAX_CONCURRENT_CHECKS = 16
+
+
+class Notify(StrEnum):
+    """When a run asks its notifiers."""
+
+    #: Every run (``run``, ``check``): each notifier's own policy decides.
+    ALWAYS = "always"
+    #: Only a run that did not pass (``backup``: a good backup is no news).
+    ON_FAILURE = "on_failure"
+    NEVER = "never"
 
 
 def run_pipeline(
@@ -24,9 +42,11 @@ def run_pipeline(
     backups: bool = True,
     check_names: Sequence[str] = (),
     backup_names: Sequence[str] = (),
-    notify: bool = True,
+    notify: Notify = Notify.ALWAYS,
+    record: bool = True,
 ) -> RunReport:
-    """The daily job: checks, then backups, then notifications; returns the report."""
+    """The daily job: checks, then backups, then notifications, then the record in the
+    state store (``--test`` runs are never recorded); returns the report."""
     report = RunReport(context.pipeline.name, datetime.now(UTC), test=context.test)
     started = time.perf_counter()
     log = context.logger("runs", test=context.test)
@@ -34,15 +54,11 @@ def run_pipeline(
     if checks:
         report.checks = run_checks(context, check_names)
     if backups and context.pipeline.backups and not context.test:
-        from angles.backup.engine import run_backups
-
         report.backups = run_backups(context, backup_names)
         for backup in report.backups:
             backup.message = context.redact(backup.message)
     report.duration_seconds = time.perf_counter() - started
-    if notify:
-        from angles.state.alerting import send_notifications
-
+    if notify is Notify.ALWAYS or (notify is Notify.ON_FAILURE and report.status is not Status.OK):
         report.notifications = send_notifications(context, report)
     getattr(log, report.status.log_level)(
         "run finished",
@@ -50,6 +66,8 @@ def run_pipeline(
         duration_seconds=round(report.duration_seconds, 3),
         failing=[c.name for c in report.failing_checks],
     )
+    if record:
+        record_run(context, report)
     return report
 
 

@@ -145,15 +145,30 @@ def test_the_nightly_run(
     assert len(slack_server.messages) == 2 and len(smtp_server.messages) == 2
     assert "recovered" in smtp_server.messages[-1]["Subject"]
 
+    # The status page and the metrics follow every run.
+    page = (tmp_path / "status.html").read_text(encoding="utf-8")
+    assert "The last 3 runs" in page and "sync (error)" in page  # the stalled run
+    metrics = (tmp_path / "angles.prom").read_text(encoding="utf-8")
+    assert 'angles_check_status{check="sync",pipeline="production",type="sync_backlog"} 0.0' in (
+        metrics
+    )
+
     written = everything_written(tmp_path, healthy.output, failing.output, recovered.output)
-    written += json.dumps(slack_server.messages)
+    written += json.dumps(slack_server.messages) + page + metrics
     written += "".join(m.as_string(policy=email.policy.default) for m in smtp_server.messages)
     for secret in secrets_in(environment):
         assert secret not in written
 
 
 def test_test_mode_proves_alerts_arrive_without_contacting_services(
-    production, angles_cli, postgrest, slack_server, smtp_server, notion_server, github_server
+    production,
+    angles_cli,
+    tmp_path,
+    postgrest,
+    slack_server,
+    smtp_server,
+    notion_server,
+    github_server,
 ):
     path, _ = production
     result = angles_cli("run", path, "--test", "--format", "json")
@@ -164,6 +179,7 @@ def test_test_mode_proves_alerts_arrive_without_contacting_services(
     )
     assert "[TEST]" in json.dumps(slack_server.messages[-1])
     assert smtp_server.messages[-1]["Subject"].startswith("[TEST]")
+    assert not (tmp_path / "status.html").exists() and not (tmp_path / "angles.prom").exists()
 
 
 def test_restore_after_damage_keeps_todays_work(production, angles_cli, postgres_db):

@@ -77,24 +77,30 @@ def export_table(
 
 
 def store_files(
-    sink: Sink, files: Sequence[tuple[str, BackupWriter]], message: str
+    sink: Sink,
+    files: Sequence[tuple[str, BackupWriter]],
+    message: str,
+    sizes: dict[str, int] | None = None,
 ) -> dict[str, str | None]:
     """Store files in one transaction of ``sink``: name → None when stored, else the error.
 
     A file that fails does not stop the others; a failed commit fails them all. A name
-    ending in ``.gz`` is stored gzip-compressed.
+    ending in ``.gz`` is stored gzip-compressed. ``sizes``, when given, receives the
+    bytes the sink stored for each file.
     """
     outcome: dict[str, str | None] = {}
     try:
         with sink.transaction(message) as transaction:
             for name, writer in files:
                 try:
-                    transaction.store(
+                    size = transaction.store(
                         name,
                         writer.chunks(compress=name.endswith(".gz")),
                         record_count=writer.record_count,
                     )
                     outcome[name] = None
+                    if sizes is not None:
+                        sizes[name] = size
                 except Exception as exc:
                     outcome[name] = one_line(exc)
     except Exception as exc:
@@ -183,14 +189,15 @@ def _store(context: Context, sink_name: str, exports: list[_Export], log: Any) -
         files.append((str(name), export.writer, export))
     tables = ", ".join(export.entry["table"] for export in exports)
     message = f"angles backup of {tables} ({context.pipeline.name})"
-    outcome = store_files(sink, [(name, writer) for name, writer, _ in files], message)
+    sizes: dict[str, int] = {}
+    outcome = store_files(sink, [(name, writer) for name, writer, _ in files], message, sizes)
     for name, _writer, export in files:
         error = outcome.get(name)
         if error:
             export.problems.append(f"storing in sink {sink_name!r} failed: {error}")
             log.error("backup not stored", backup=export.run.name, sink=sink_name, error=error)
             continue
-        export.run.files.append({"sink": sink_name, "name": name})
+        export.run.files.append({"sink": sink_name, "name": name, "size": sizes[name]})
         log.info(
             "backup stored",
             backup=export.run.name,

@@ -32,6 +32,7 @@ COMMANDS = (
     "validate",
     "schedule",
     "history",
+    "report",
     "plugins",
     "schema",
     "init",

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
-from angles.cli.common import echo_json, examples, format_option, open_context, split_names
-from angles.cli.output import print_report
+from angles.cli.common import examples, format_option, open_context, split_names
+from angles.cli.output import show_report
+from angles.core.errors import ExitCode
 
 EXAMPLES = examples(
     "angles backup                     # every backup entry of ./angles.yaml",
@@ -19,22 +20,15 @@ EXAMPLES = examples(
 @click.command("backup", epilog=EXAMPLES)
 @click.argument("args", nargs=-1, metavar="[PIPELINE] [NAME]...")
 @format_option
-def command(args: tuple[str, ...], output_format: str) -> int:
+def command(args: tuple[str, ...], output_format: str) -> ExitCode:
     """Back up the tables (all, or the backup entries NAMEd) to their sinks.
 
     Exit code 0 when every backup was stored, 1 when a table changed while it was read
     or old backups could not be pruned, 2 when a backup failed.
     """
-    from angles.core.results import Status
-    from angles.run import run_pipeline
-    from angles.state.alerting import send_notifications
-    from angles.state.store import record_run
+    from angles.run import Notify, run_pipeline
 
     pipeline, names = split_names(args)
     with open_context(Path(pipeline), output_format=output_format) as context:
-        report = run_pipeline(context, checks=False, backup_names=names, notify=False)
-        if report.status is not Status.OK:
-            report.notifications = send_notifications(context, report)
-        record_run(context, report)
-    echo_json(report.to_dict()) if output_format == "json" else print_report(report)
-    raise click.exceptions.Exit(report.status.exit_code)
+        report = run_pipeline(context, checks=False, backup_names=names, notify=Notify.ON_FAILURE)
+    return show_report(report, output_format)

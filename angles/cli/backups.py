@@ -16,6 +16,7 @@ from angles.cli.common import (
     pipeline_argument,
     styled_status,
 )
+from angles.core.errors import ExitCode
 from angles.core.text import plural
 
 EXAMPLES = examples(
@@ -59,7 +60,7 @@ def list_command(pipeline: Path, output_format: str) -> None:
 @command.command("verify")
 @click.argument("args", nargs=-1, metavar="[PIPELINE] [BACKUP]")
 @format_option
-def verify_command(args: tuple[str, ...], output_format: str) -> None:
+def verify_command(args: tuple[str, ...], output_format: str) -> ExitCode:
     """Re-read each backup (or the one named) and check its checksum.
 
     Exit code 0 when every checksum matches, 1 when some backups have no checksum
@@ -80,7 +81,7 @@ def verify_command(args: tuple[str, ...], output_format: str) -> None:
                 f"{styled_status(result.status.value, 7)} {result.sink}:{result.name}  {result.message}"
             )
         echo(f"{plural(len(results), 'backup')} checked: {styled_status(status.value)}")
-    raise click.exceptions.Exit(status.exit_code)
+    return status.exit_code
 
 
 def _pipeline_and_backup(args: tuple[str, ...]) -> tuple[str, str | None]:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
-from angles.cli.common import echo_json, examples, format_option, open_context, split_names
-from angles.cli.output import print_report
+from angles.cli.common import examples, format_option, open_context, split_names
+from angles.cli.output import show_report
+from angles.core.errors import ExitCode
 
 EXAMPLES = examples(
     "angles check                      # every check, then notifications",
@@ -20,14 +21,11 @@ EXAMPLES = examples(
 @click.argument("args", nargs=-1, metavar="[PIPELINE] [NAME]...")
 @click.option("--test", is_flag=True, help="Simulate failing checks and really send notifications.")
 @format_option
-def command(args: tuple[str, ...], test: bool, output_format: str) -> int:
+def command(args: tuple[str, ...], test: bool, output_format: str) -> ExitCode:
     """Run the checks (all, or those NAMEd) and send notifications."""
     from angles.run import run_pipeline
-    from angles.state.store import record_run
 
     pipeline, names = split_names(args)
     with open_context(Path(pipeline), test=test, output_format=output_format) as context:
         report = run_pipeline(context, backups=False, check_names=names)
-        record_run(context, report)
-    echo_json(report.to_dict()) if output_format == "json" else print_report(report)
-    raise click.exceptions.Exit(report.status.exit_code)
+    return show_report(report, output_format)

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
-from angles.cli.common import echo, quiet, styled_status
+from angles.cli.common import echo, echo_json, quiet, styled_status
+from angles.core.errors import ExitCode
 from angles.core.report import RunReport
+
+
+def show_report(report: RunReport, output_format: str) -> ExitCode:
+    """The run's report as JSON or for people; returns the run's exit code."""
+    if output_format == "json":
+        echo_json(report.to_dict())
+    else:
+        print_report(report)
+    return report.status.exit_code
 
 
 def print_report(report: RunReport) -> None:

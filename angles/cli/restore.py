@@ -16,6 +16,7 @@ from angles.cli.common import (
     open_context,
     pipeline_argument,
 )
+from angles.core.errors import ExitCode
 
 if TYPE_CHECKING:
     from angles.backup.restore import RestorePlan
@@ -68,7 +69,7 @@ def command(
     yes: bool,
     overwrite_newer: bool,
     output_format: str,
-) -> None:
+) -> ExitCode:
     """Restore a table from a backup: a dry run unless --live.
 
     Rows missing from the table are inserted and rows that differ are updated; rows
@@ -93,7 +94,7 @@ def command(
         try:
             if not live:
                 _show(plan, as_json)
-                raise click.exceptions.Exit(1 if plan.refusal() else 0)
+                return ExitCode.WARNING if plan.refusal() else ExitCode.OK
             reason = plan.refusal()
             if reason:
                 _show(plan, as_json)

@@ -26,7 +26,7 @@ EXAMPLES = examples(
 @click.command("validate", epilog=EXAMPLES)
 @pipeline_argument
 @format_option
-def command(pipeline: Path, output_format: str) -> int:
+def command(pipeline: Path, output_format: str) -> ExitCode:
     """Validate the pipeline file: schema, plugin types, references, variables."""
     try:
         loaded, _ = load(pipeline)
@@ -43,7 +43,7 @@ def command(pipeline: Path, output_format: str) -> int:
                 ],
             }
         )
-        raise click.exceptions.Exit(ExitCode.INTERNAL) from None
+        return ExitCode.INTERNAL
     summary = {
         "checks": len(loaded.checks),
         "backups": len(loaded.backups),

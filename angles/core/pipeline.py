@@ -97,6 +97,18 @@ class Pipeline:
         return self.resolve(self.document.get("log_dir", "logs"))
 
     @property
+    def report(self) -> Path | None:
+        """The status page written after each run (``report:``), if any."""
+        value = self.document.get("report")
+        return self.resolve(value) if value else None
+
+    @property
+    def metrics(self) -> Path | None:
+        """The Prometheus metrics file written after each run (``metrics:``), if any."""
+        value = self.document.get("metrics")
+        return self.resolve(value) if value else None
+
+    @property
     def state(self) -> str:
         """The state store: a file path (resolved) or a ``postgresql://`` URL."""
         value = str(self.document.get("state", ".angles/state.db"))

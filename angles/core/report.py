@@ -38,7 +38,7 @@ class BackupRun:
     name: str
     status: Status
     record_count: int | None = None
-    files: list[dict[str, str]] = field(default_factory=list)
+    files: list[dict[str, Any]] = field(default_factory=list)  # sink, name, size (bytes)
     message: str | None = None
     duration_seconds: float = 0.0
 

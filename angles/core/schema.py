@@ -55,6 +55,18 @@ CORE_SCHEMA: dict[str, Any] = {
             "description": "The state store (run history): a SQLite path or a postgresql:// URL.",
         },
         "log_dir": {"type": "string", "description": "The folder of the log files."},
+        "report": {
+            "type": "string",
+            "minLength": 1,
+            "description": "The status page (one HTML file) written after every run, "
+            "relative to the pipeline file.",
+        },
+        "metrics": {
+            "type": "string",
+            "minLength": 1,
+            "description": "The Prometheus metrics file (text format) written after every run, "
+            "relative to the pipeline file.",
+        },
         "connections": {
             "type": "object",
             "description": "Named connections that checks, backups and restores use.",

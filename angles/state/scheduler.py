@@ -264,7 +264,6 @@ def scheduler_for(
 
     from angles.core.context import Context
     from angles.run import run_pipeline
-    from angles.state.store import record_run
 
     if not pipeline.schedule:
         raise AnglesError(
@@ -275,7 +274,6 @@ def scheduler_for(
     def run() -> RunReport:
         with Context(pipeline, plugins, logs=make_logs()) as context:
             report = run_pipeline(context)
-            record_run(context, report)
         return report
 
     def open_store() -> StateStore:

@@ -214,12 +214,19 @@ class StateStore:
             )
 
     def runs(
-        self, pipeline: str, limit: int | None = 20, check: str | None = None
+        self,
+        pipeline: str,
+        limit: int | None = 20,
+        check: str | None = None,
+        since: datetime | None = None,
     ) -> list[dict[str, Any]]:
-        """Stored reports of a pipeline, newest first; with ``check``, only runs that ran it."""
-        cursor = self._execute(
-            "SELECT report FROM runs WHERE pipeline = ? ORDER BY id DESC", (pipeline,)
-        )
+        """Stored reports of a pipeline, newest first; with ``check``, only runs that ran it;
+        with ``since``, only runs that started at or after it (read through the index)."""
+        query, params = "SELECT report FROM runs WHERE pipeline = ?", (pipeline,)
+        if since is not None:
+            query += " AND started_at >= ?"
+            params += (format_timestamp(since.astimezone(UTC)),)
+        cursor = self._execute(query + " ORDER BY id DESC", params)
         found: list[dict[str, Any]] = []
         for (text,) in cursor:
             report = json.loads(text)
@@ -453,7 +460,8 @@ def open_store(context: Context) -> StateStore:
 
 
 def record_run(context: Context, report: RunReport) -> bool:
-    """Keep the run's report (secrets redacted) and its checks' states.
+    """Keep the run's report (secrets redacted) and its checks' states, then write the
+    pipeline's status page and metrics (``report:``, ``metrics:``) from the store.
 
     A ``--test`` run changes nothing. A store that cannot be written is logged, never
     raised: the run's result and exit code stand. Returns whether the run was recorded.
@@ -469,4 +477,7 @@ def record_run(context: Context, report: RunReport) -> bool:
             "run not recorded", state=describe(context.pipeline.state), error=one_line(exc)
         )
         return False
+    from angles.status import write_outputs
+
+    write_outputs(context)
     return True

@@ -100,6 +100,11 @@ def test_compressed_sink_and_several_sinks(vault, make_context, tmp_path):
     assert gz.endswith(".json.gz")
     plain = gzip.decompress((tmp_path / "archive" / gz).read_bytes())
     assert plain == (tmp_path / "backups" / run.files[0]["name"]).read_bytes()
+    # Each file entry says how many bytes its sink stored (the compressed size for gzip).
+    assert [f["size"] for f in run.files] == [
+        (tmp_path / "backups" / run.files[0]["name"]).stat().st_size,
+        (tmp_path / "archive" / gz).stat().st_size,
+    ]
 
 
 def test_a_failed_backup_leaves_earlier_backups_and_no_temporary_file(

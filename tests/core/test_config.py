@@ -234,7 +234,7 @@ connections:
     prefix = str(tmp_path / "angles.yaml")
     assert found == [
         f"{prefix}:2: nme: unknown key 'nme' (did you mean 'name'?); allowed: version, extends, name, "
-        "schedule, state, log_dir, connections, checks, backups, sinks, notifiers, restore, defaults",
+        "schedule, state, log_dir, report, metrics, connections, checks, backups, sinks, notifiers, restore, defaults",
         f"{prefix}:4: checks[0].type: unknown check type 'nope'; installed: {', '.join(plugins.checks)} "
         "(see `angles plugins`)",
         f"{prefix}:5: checks[1].warn_above: expected an integer, got 'ten'",
