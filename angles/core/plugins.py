@@ -40,6 +40,7 @@ BUILTIN_PLUGINS = (
     "angles.plugins.notifiers.smtp",
     "angles.plugins.notifiers.webhook",
     "angles.plugins.notifiers.heartbeat",
+    "angles.plugins.notifiers.apprise",
 )
 
 Register = Callable[[type[Plugin]], None]
