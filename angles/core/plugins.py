@@ -33,6 +33,7 @@ BUILTIN_PLUGINS = (
     "angles.plugins.checks.notion",
     "angles.plugins.checks.backup_freshness",
     "angles.plugins.checks.http",
+    "angles.plugins.checks.notion_sync",
     "angles.plugins.sinks.local",
     "angles.plugins.sinks.github",
     "angles.plugins.notifiers.console",
