@@ -12,7 +12,8 @@ on first use: a plugin that imports one helper does not load HTTP or the backup 
   :func:`loads_exact`, :func:`dumps_exact`, :func:`number_from_text`, :func:`jsonable`.
 - Backup files: :class:`BackupName` (``{table}_{YYYY-MM-DD_HH-MM-SS}.json``),
   :func:`metadata_from_head` (the metadata in a file's first bytes), :func:`sort_key`
-  (the order backups and restores put primary keys in).
+  (the order backups and restores put primary keys in), :func:`drill_backup` (restore
+  a stored backup into a scratch database and read it back).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from angles.backup.diff import sort_key
+    from angles.backup.drill import drill_backup
     from angles.backup.format import BackupName, metadata_from_head
     from angles.backup.numbers import dumps as dumps_exact
     from angles.backup.numbers import jsonable, number_from_text
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
 _SOURCES = {
     "BackupName": ("angles.backup.format", "BackupName"),
     "describe_failure": ("angles.core.http", "describe_failure"),
+    "drill_backup": ("angles.backup.drill", "drill_backup"),
     "dumps_exact": ("angles.backup.numbers", "dumps"),
     "excerpt": ("angles.core.text", "excerpt"),
     "format_duration": ("angles.core.notifier", "format_duration"),
@@ -56,6 +59,7 @@ _SOURCES = {
 __all__ = [
     "BackupName",
     "describe_failure",
+    "drill_backup",
     "dumps_exact",
     "excerpt",
     "format_duration",

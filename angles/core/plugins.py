@@ -34,6 +34,7 @@ BUILTIN_PLUGINS = (
     "angles.plugins.checks.backup_freshness",
     "angles.plugins.checks.http",
     "angles.plugins.checks.notion_sync",
+    "angles.plugins.checks.restore_drill",
     "angles.plugins.sinks.local",
     "angles.plugins.sinks.github",
     "angles.plugins.notifiers.console",
