@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from angles.core.check import Check
-    from angles.core.connection import Connection, Database, Row, TableSchema
+    from angles.core.connection import Connection, Database, ForeignKey, Row, TableSchema
     from angles.core.context import Context
     from angles.core.errors import (
         AnglesError,
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from angles.core.report import RunReport
     from angles.core.results import CheckResult, Status
     from angles.core.sink import Sink, SinkWriter, StoredFile
+    from angles.sql import SqlDatabase
 
 #: Where each public name is defined.
 _SOURCES = {
@@ -41,6 +42,7 @@ _SOURCES = {
     "Database": "angles.core.connection",
     "ExitCode": "angles.core.errors",
     "Filter": "angles.core.filters",
+    "ForeignKey": "angles.core.connection",
     "FilterSyntaxError": "angles.core.filters",
     "Notification": "angles.core.notifier",
     "Notifier": "angles.core.notifier",
@@ -53,6 +55,7 @@ _SOURCES = {
     "ServiceError": "angles.core.errors",
     "Sink": "angles.core.sink",
     "SinkWriter": "angles.core.sink",
+    "SqlDatabase": "angles.sql",
     "Status": "angles.core.results",
     "StoredFile": "angles.core.sink",
     "TableSchema": "angles.core.connection",
@@ -71,6 +74,7 @@ __all__ = [
     "ExitCode",
     "Filter",
     "FilterSyntaxError",
+    "ForeignKey",
     "Notification",
     "Notifier",
     "PipelineError",
@@ -82,6 +86,7 @@ __all__ = [
     "ServiceError",
     "Sink",
     "SinkWriter",
+    "SqlDatabase",
     "Status",
     "StoredFile",
     "TableSchema",
