@@ -13,7 +13,8 @@ on first use: a plugin that imports one helper does not load HTTP or the backup 
 - Backup files: :class:`BackupName` (``{table}_{YYYY-MM-DD_HH-MM-SS}.json``),
   :func:`metadata_from_head` (the metadata in a file's first bytes), :func:`sort_key`
   (the order backups and restores put primary keys in), :func:`drill_backup` (restore
-  a stored backup into a scratch database and read it back).
+  a stored backup into a scratch database and read it back), :class:`TableSelection` (the
+  tables a backup entry covers).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from angles.backup.numbers import dumps as dumps_exact
     from angles.backup.numbers import jsonable, number_from_text
     from angles.backup.numbers import loads as loads_exact
+    from angles.backup.tables import TableSelection
     from angles.core.durations import parse_duration, parse_timestamp
     from angles.core.http import describe_failure, request, user_agent
     from angles.core.notifier import format_duration
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
 #: Each helper: the module it lives in, and its name there.
 _SOURCES = {
     "BackupName": ("angles.backup.format", "BackupName"),
+    "TableSelection": ("angles.backup.tables", "TableSelection"),
     "describe_failure": ("angles.core.http", "describe_failure"),
     "drill_backup": ("angles.backup.drill", "drill_backup"),
     "dumps_exact": ("angles.backup.numbers", "dumps"),
@@ -58,6 +61,7 @@ _SOURCES = {
 
 __all__ = [
     "BackupName",
+    "TableSelection",
     "describe_failure",
     "drill_backup",
     "dumps_exact",

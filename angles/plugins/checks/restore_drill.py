@@ -18,7 +18,6 @@ database or to a sink. "A backup you have never restored is not a backup."
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -87,8 +86,15 @@ class RestoreDrillCheck(Check):
         entry = self._entry()
         sink_name = self.config.get("sink") or entry["sinks"][0]
         sink = self.context.sink(sink_name)
-        stored = [f.name for f in sink.list()]
-        drills = [self._drill(entry, sink, sink_name, stored, t) for t in _tables(entry)]
+        newest = newest_backups(entry, [f.name for f in sink.list()])
+        if not newest:
+            return CheckResult.error(
+                f"no backup of {self.config['backup']!r} in {sink_name!r} to restore: "
+                "has the backup ever run?",
+                sink=sink_name,
+                tables={},
+            )
+        drills = [self._drill(entry, sink, t, *found) for t, found in newest.items()]
         details = {"sink": sink_name, "tables": {d.table: d.details for d in drills}}
         worst = max((d.status for d in drills), key=lambda s: s.severity)
         failing = [d for d in drills if d.status is not Status.OK]
@@ -107,26 +113,11 @@ class RestoreDrillCheck(Check):
         raise AnglesError(f"no entry of backups: is named {self.config['backup']!r}")
 
     def _drill(
-        self, entry: dict[str, Any], sink: Any, sink_name: str, stored: list[str], table: str
+        self, entry: dict[str, Any], sink: Any, table: str, taken: datetime, name: str
     ) -> TableDrill:
         from angles import BackupError, ServiceError
-        from angles.helpers import BackupName, drill_backup
+        from angles.helpers import drill_backup
 
-        dated = [
-            (parsed.timestamp, name)
-            for name in stored
-            if (parsed := BackupName.parse(name))
-            and parsed.table == table
-            and not parsed.pre_restore
-        ]
-        if not dated:
-            return TableDrill(
-                table,
-                Status.ERROR,
-                f"{table}: no backup in {sink_name!r} to restore: has the backup ever run?",
-                {"backup": None},
-            )
-        taken, name = max(dated)
         age = max(datetime.now(UTC) - taken, timedelta(0))
         details: dict[str, Any] = {"backup": name, "age_seconds": int(age.total_seconds())}
         try:
@@ -172,12 +163,23 @@ class RestoreDrillCheck(Check):
         )
 
 
-def _tables(entry: Mapping[str, Any]) -> list[str]:
-    """The tables of a backup entry: its ``table``, or the names its ``tables`` lists."""
-    tables = entry.get("tables")
-    if isinstance(tables, list):
-        return [t for t in tables if isinstance(t, str) and not re.search(r"[*?\[]", t)]
-    return [entry["table"]]
+def newest_backups(entry: Mapping[str, Any], names: list[str]) -> dict[str, tuple[datetime, str]]:
+    """Table -> (time, file name) of the entry's newest set among ``names``: the tables
+    the entry covers whose file carries the newest time (a table dropped since is left out)."""
+    from angles.helpers import BackupName, TableSelection
+
+    selection = TableSelection.of(entry)
+    covered = [
+        (parsed.timestamp, parsed.table, name)
+        for name in names
+        if (parsed := BackupName.parse(name))
+        and not parsed.pre_restore
+        and selection.covers(parsed.table)
+    ]
+    if not covered:
+        return {}
+    newest = max(stamp for stamp, _, _ in covered)
+    return {table: (stamp, name) for stamp, table, name in sorted(covered) if stamp == newest}
 
 
 @hookimpl

@@ -180,8 +180,29 @@ def test_no_backup_at_all(tmp_path, angles_cli, pipeline_file):
     [check] = result.json()["checks"]
     assert (result.exit_code, check["message"]) == (
         2,
-        "decision_vault: no backup in 'local' to restore: has the backup ever run?",
+        "no backup of 'vault' in 'local' to restore: has the backup ever run?",
     )
+
+
+def test_every_table_of_the_newest_set_is_drilled(tmp_path, angles_cli, pipeline_file):
+    with sqlite3.connect(tmp_path / "vault.db") as db:
+        db.execute("CREATE TABLE decision_vault (id TEXT PRIMARY KEY, decision TEXT)")
+        db.execute("CREATE TABLE audit_log (id INTEGER PRIMARY KEY, event TEXT)")
+        db.execute("CREATE TABLE tmp_scratch (id INTEGER PRIMARY KEY)")
+        db.executemany("INSERT INTO audit_log VALUES (?, ?)", [(n, "seen") for n in range(30)])
+    text = PIPELINE.format(sink="local", definition=SINKS["local"], extra="").replace(
+        "table: decision_vault,", 'tables: all, exclude: ["tmp_*"],'
+    )
+    path = pipeline_file(text)
+    assert angles_cli("backup", path).exit_code == 0
+    (tmp_path / "backups" / "gone_2020-01-01_00-00-00.json").write_bytes(b"{}")  # long dropped
+    result = angles_cli("check", path, "--format", "json")
+    [check] = result.json()["checks"]
+    assert (result.exit_code, check["status"]) == (0, "ok"), check
+    tables = check["details"]["tables"]
+    assert sorted(tables) == ["audit_log", "decision_vault"]
+    assert (tables["audit_log"]["records"], tables["decision_vault"]["records"]) == (30, 0)
+    assert "audit_log: audit_log_" in check["message"] and "; decision_vault: " in check["message"]
 
 
 def test_the_backup_key_must_name_a_backup_entry(angles_cli, pipeline_file):
