@@ -7,6 +7,10 @@ second, which dominates; the difference is the check's own work (the table strea
 the trash read, the comparison). Peak Python memory of the check is traced too.
 
     .venv/bin/python bench/bench_notion_sync.py [ROWS]
+
+Measured (2 shared cores): paging alone 100 requests in 31.9 s; notion_sync 103 requests
+(the database, its data source, 100 pages of results, the trash) in 34.9 s, with a peak
+of 6.0 MiB of traced Python memory.
 """
 
 from __future__ import annotations
