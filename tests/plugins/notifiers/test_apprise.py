@@ -88,10 +88,11 @@ def test_a_failed_delivery_is_tried_again(webhook_server, notifier, notification
     assert len(webhook_server.requests) == 2
 
 
-def test_a_url_apprise_does_not_know(notifier, notification):
+def test_a_url_apprise_does_not_know(notifier, notification, capfd, caplog):
     entry = {"type": "apprise", "urls": [f"nosuchservice://{TOKEN}@example.invalid/x"]}
     with pytest.raises(ServiceError) as raised:
         notifier(entry).send(notification())
+    assert TOKEN not in "".join(capfd.readouterr()) + caplog.text  # Apprise's own log too
     assert str(raised.value) == (
         "Apprise: URL 1 of 1 is not a URL Apprise can send to (scheme 'nosuchservice') "
         "(see https://github.com/caronc/apprise/wiki for each service's URL)"
