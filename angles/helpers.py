@@ -12,7 +12,9 @@ on first use: a plugin that imports one helper does not load HTTP or the backup 
   :func:`loads_exact`, :func:`dumps_exact`, :func:`number_from_text`, :func:`jsonable`.
 - Backup files: :class:`BackupName` (``{table}_{YYYY-MM-DD_HH-MM-SS}.json``),
   :func:`metadata_from_head` (the metadata in a file's first bytes), :func:`sort_key`
-  (the order backups and restores put primary keys in).
+  (the order backups and restores put primary keys in), :func:`drill_backup` (restore
+  a stored backup into a scratch database and read it back), :class:`TableSelection` (the
+  tables a backup entry covers).
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from angles.backup.diff import sort_key
+    from angles.backup.drill import drill_backup
     from angles.backup.format import BackupName, metadata_from_head
     from angles.backup.numbers import dumps as dumps_exact
     from angles.backup.numbers import jsonable, number_from_text
     from angles.backup.numbers import loads as loads_exact
+    from angles.backup.tables import TableSelection
     from angles.core.durations import parse_duration, parse_timestamp
     from angles.core.http import describe_failure, request, user_agent
     from angles.core.notifier import format_duration
@@ -35,7 +39,9 @@ if TYPE_CHECKING:
 #: Each helper: the module it lives in, and its name there.
 _SOURCES = {
     "BackupName": ("angles.backup.format", "BackupName"),
+    "TableSelection": ("angles.backup.tables", "TableSelection"),
     "describe_failure": ("angles.core.http", "describe_failure"),
+    "drill_backup": ("angles.backup.drill", "drill_backup"),
     "dumps_exact": ("angles.backup.numbers", "dumps"),
     "excerpt": ("angles.core.text", "excerpt"),
     "format_duration": ("angles.core.notifier", "format_duration"),
@@ -55,7 +61,9 @@ _SOURCES = {
 
 __all__ = [
     "BackupName",
+    "TableSelection",
     "describe_failure",
+    "drill_backup",
     "dumps_exact",
     "excerpt",
     "format_duration",
