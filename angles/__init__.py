@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from angles.core.filters import Filter, FilterSyntaxError, parse_filter
     from angles.core.hookspecs import hookimpl
     from angles.core.notifier import Notification, Notifier, Recovery
+    from angles.core.report import RunReport
     from angles.core.results import CheckResult, Status
     from angles.core.sink import Sink, SinkWriter, StoredFile
     from angles.sql import SqlDatabase
@@ -49,6 +50,7 @@ _SOURCES = {
     "PluginError": "angles.core.errors",
     "Recovery": "angles.core.notifier",
     "RestoreRefused": "angles.core.errors",
+    "RunReport": "angles.core.report",
     "Row": "angles.core.connection",
     "ServiceError": "angles.core.errors",
     "Sink": "angles.core.sink",
@@ -80,6 +82,7 @@ __all__ = [
     "Recovery",
     "RestoreRefused",
     "Row",
+    "RunReport",
     "ServiceError",
     "Sink",
     "SinkWriter",

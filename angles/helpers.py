@@ -14,7 +14,9 @@ on first use: a plugin that imports one helper does not load HTTP or the backup 
   :data:`BACKUP_SUFFIXES` (how stored backup files end, encrypted ones included),
   :func:`open_backup` (a stored file's plain bytes, decrypted when it is ``.age``),
   :func:`metadata_from_head` (the metadata in a file's first bytes), :func:`sort_key`
-  (the order backups and restores put primary keys in).
+  (the order backups and restores put primary keys in), :func:`drill_backup` (restore
+  a stored backup into a scratch database and read it back), :class:`TableSelection` (the
+  tables a backup entry covers).
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from angles.backup.diff import sort_key
+    from angles.backup.drill import drill_backup
     from angles.backup.encryption import open_backup
     from angles.backup.format import BACKUP_SUFFIXES, BackupName, metadata_from_head
     from angles.backup.numbers import dumps as dumps_exact
     from angles.backup.numbers import jsonable, number_from_text
     from angles.backup.numbers import loads as loads_exact
+    from angles.backup.tables import TableSelection
     from angles.core.durations import parse_duration, parse_timestamp
     from angles.core.http import describe_failure, request, user_agent
     from angles.core.notifier import format_duration
@@ -39,7 +43,9 @@ if TYPE_CHECKING:
 _SOURCES = {
     "BACKUP_SUFFIXES": ("angles.backup.format", "BACKUP_SUFFIXES"),
     "BackupName": ("angles.backup.format", "BackupName"),
+    "TableSelection": ("angles.backup.tables", "TableSelection"),
     "describe_failure": ("angles.core.http", "describe_failure"),
+    "drill_backup": ("angles.backup.drill", "drill_backup"),
     "dumps_exact": ("angles.backup.numbers", "dumps"),
     "excerpt": ("angles.core.text", "excerpt"),
     "format_duration": ("angles.core.notifier", "format_duration"),
@@ -61,7 +67,9 @@ _SOURCES = {
 __all__ = [
     "BACKUP_SUFFIXES",
     "BackupName",
+    "TableSelection",
     "describe_failure",
+    "drill_backup",
     "dumps_exact",
     "excerpt",
     "format_duration",

@@ -19,7 +19,7 @@ from angles.core.errors import AnglesError
 from angles.core.report import CheckRun, RunReport
 from angles.core.results import CheckResult, Status
 from angles.core.text import one_line
-from angles.state.alerting import send_notifications
+from angles.state.alerting import announce_start, send_notifications
 from angles.state.store import record_run
 
 MAX_CONCURRENT_CHECKS = 16
@@ -51,6 +51,8 @@ def run_pipeline(
     started = time.perf_counter()
     log = context.logger("runs", test=context.test)
     log.info("run started")
+    if notify is Notify.ALWAYS:
+        announce_start(context, report)
     if checks:
         report.checks = run_checks(context, check_names)
     if backups and context.pipeline.backups and not context.test:

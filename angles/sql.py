@@ -207,7 +207,10 @@ class SqlDatabase(Database):
         return f"{self.relation(table)} AS {self.row_alias}"
 
     def on_conflict(self, schema: TableSchema, columns: Sequence[str]) -> str:
-        """The ``ON CONFLICT`` clause that makes an insert of ``columns`` an upsert."""
+        """The ``ON CONFLICT`` clause that makes an insert of ``columns`` an upsert (none
+        for a table without a primary key: its rows are only ever inserted)."""
+        if not schema.primary_key:
+            return ""
         updates = [c for c in columns if c not in schema.primary_key]
         action = (
             "DO UPDATE SET "
@@ -232,9 +235,35 @@ class SqlDatabase(Database):
         return int(self.fetch(sql, params, table)[0][0])
 
     def stream(self, table: str, schema: TableSchema, where: Filter | None = None) -> Iterator[Row]:
-        """Every row in primary-key order; a table without a primary key is refused."""
-        schema.require_primary_key("to read it in order", self._refusal)
+        """Every row in primary-key order (a table without one: ordered by every column)."""
+        if not schema.primary_key:
+            return self.read_unkeyed_rows(table, schema, where)
         return self.read_rows(table, schema, where)
+
+    def read_unkeyed_rows(
+        self, table: str, schema: TableSchema, where: Filter | None
+    ) -> Iterator[Row]:
+        """The rows of a table without a primary key, ordered by every column, from one
+        query read a page at a time (keys that may repeat cannot page by keyset)."""
+        names = list(schema.columns)
+        decode = self.row_decoder(schema)
+        order = ", ".join(self.sort_expression(table, c) for c in names)
+        condition, params = self.condition(where)
+        sql = (
+            f"SELECT {', '.join(map(self.quote, names))} FROM {self.source(table)} "
+            f"WHERE {condition} ORDER BY {order}"
+        )
+        try:
+            cursor = self.thread_connection().cursor()
+            try:
+                cursor.execute(sql, params)
+                while page := cursor.fetchmany(self.page_size):
+                    for values in page:
+                        yield decode(values)
+            finally:
+                cursor.close()
+        except self.driver_error() as exc:
+            raise self.service_error(exc, table, "reading") from exc
 
     def read_rows(self, table: str, schema: TableSchema, where: Filter | None) -> Iterator[Row]:
         """The rows :meth:`stream` returns: page by page, each page the :attr:`page_size`
@@ -276,8 +305,8 @@ class SqlDatabase(Database):
         self, table: str, schema: TableSchema, rows: Iterable[Row], batch_size: int = 500
     ) -> int:
         """``INSERT … ON CONFLICT (key) DO UPDATE``, all batches in one transaction (a
-        savepoint inside :meth:`transaction`), rows grouped by the columns they have."""
-        schema.require_primary_key("to upsert on", self._refusal)
+        savepoint inside :meth:`transaction`), rows grouped by the columns they have. A
+        table without a primary key gets plain inserts."""
         computed = self.computed_columns(table)
         connection = self.thread_connection()
         written = 0

@@ -263,17 +263,17 @@ def test_a_transaction_spans_upserts_and_nests_them_as_savepoints(tmp_path, requ
 # -- the primary-key rule -------------------------------------------------------------------
 
 
-def test_a_table_without_a_primary_key_is_refused_for_reading_and_writing(engine):
-    engine.execute("CREATE TABLE loose (x text)")
+def test_a_table_without_a_primary_key_is_read_by_every_column_and_only_inserted(engine):
+    engine.execute("CREATE TABLE loose (x text, n integer)")
     db = engine.connect()
     schema = db.describe("loose")
-    service = "SQLite" if engine.name == "sqlite" else "PostgreSQL"
-    with pytest.raises(ServiceError) as read:
-        db.stream("loose", schema)
-    assert str(read.value) == (
-        f"{service}: table 'loose' has no primary key to read it in order"
-        " (declare a PRIMARY KEY: angles reads, writes and restores rows by it)"
-    )
-    with pytest.raises(ServiceError, match="has no primary key to upsert on"):
-        db.upsert("loose", schema, [{"x": "a"}])
-    assert db.count("loose") == 0
+    rows = [{"x": "b", "n": 1}, {"x": "a", "n": 2}, {"x": "b", "n": 1}, {"x": "a", "n": 1}]
+    assert db.upsert("loose", schema, rows) == 4
+    assert db.upsert("loose", schema, rows[:1]) == 1  # no key to conflict on: one more copy
+    assert list(db.stream("loose", schema)) == [
+        {"x": "a", "n": 1},
+        {"x": "a", "n": 2},
+        {"x": "b", "n": 1},
+        {"x": "b", "n": 1},
+        {"x": "b", "n": 1},
+    ]

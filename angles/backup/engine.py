@@ -65,13 +65,13 @@ def export_table(
 ) -> tuple[BackupWriter, int]:
     """Read ``table`` into a new writer; returns it and the count taken before reading.
 
+    Rows come in primary-key order (a table without one: ordered by every column).
     The count comes first, so rows added or removed while the table streams show up as
     a difference between it and the rows exported (and the progress has a total).
     ``snapshot`` is recorded in the file: whether it was read in one snapshot with the
     other tables of its set.
     """
     schema: TableSchema = database.describe(table)
-    schema.require_primary_key("to order its backup by", BackupError)
     expected = database.count(table)
     writer = BackupWriter(schema, moment, snapshot=snapshot)
     try:

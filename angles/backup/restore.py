@@ -21,7 +21,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from angles.backup.diff import Change, Kind, OutOfOrder, merge, sort_key, updated_at_column
+from angles.backup.diff import (
+    Change,
+    Kind,
+    OutOfOrder,
+    merge,
+    sort_key,
+    updated_at_column,
+    whole_rows,
+)
 from angles.backup.encryption import open_backup, open_backup_file
 from angles.backup.engine import backup_name, database_for, export_table, store_files
 from angles.backup.format import BackupFile, BackupName
@@ -179,7 +187,6 @@ def prepare_restore(context: Context, request: RestoreRequest) -> RestorePlan:
             )
         database = database_for(context, entry["connection"])
         schema = database.describe(table)
-        schema.require_primary_key("to match rows by", RestoreRefused)
         plan = RestorePlan(
             table=table,
             backup=source.name,
@@ -401,7 +408,8 @@ def _diff(
         raise RestoreRefused(
             f"the backup lacks the primary key column(s) {', '.join(lacking)} of {plan.table!r}"
         )
-    plan.updated_at = updated_at_column(plan.compared_columns)
+    # Rows of a table without a primary key are never updated, so none is newer.
+    plan.updated_at = updated_at_column(plan.compared_columns) if schema.primary_key else None
     with progress(f"Comparing {plan.table}", backup.record_count) as advance:
         for change in counted(_changes(plan, database, schema, backup, rows), advance):
             kind = change.kind.value
@@ -411,7 +419,8 @@ def _diff(
                 and change.kind is not Kind.UNCHANGED
                 and len(plan.samples[kind]) < SAMPLE_SIZE
             ):
-                plan.samples[kind].append(_sample(change, schema.primary_key))
+                key = schema.primary_key or tuple(plan.compared_columns)
+                plan.samples[kind].append(_sample(change, key))
 
 
 def _changes(
@@ -427,6 +436,11 @@ def _changes(
     sorted in memory; the verdicts restart, and ``plan.counts`` is reset for them.
     """
     rows = backup.rows() if rows is None else rows
+    if not schema.primary_key:
+        live = database.stream(plan.table, schema)
+        yield from whole_rows(rows, live, plan.compared_columns)
+        plan.verified = bool(backup.verified)
+        return
     if plan.sorted_in_memory or not backup.streaming:
         rows = iter(_sorted(rows, schema.primary_key))
     try:
@@ -484,6 +498,8 @@ def _chain(first: Row, rest: Iterator[Row]) -> Iterator[Row]:
 
 
 def _sample(change: Change, primary_key: tuple[str, ...]) -> Any:
+    if not change.key:  # a row only in a table without a primary key: not kept
+        return "a row"
     if change.kind in (Kind.INSERT, Kind.ONLY_IN_DATABASE):
         return (
             change.key[0]

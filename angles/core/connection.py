@@ -136,7 +136,8 @@ class Database(Connection):
         raise NotImplementedError
 
     def stream(self, table: str, schema: TableSchema, where: Filter | None = None) -> Iterator[Row]:
-        """Every row of ``table`` (matching ``where``), in primary-key order.
+        """Every row of ``table`` (matching ``where``), in primary-key order (a table
+        without a primary key: ordered by every column, repeated rows kept).
 
         Reads page by page with keyset pagination, so memory does not grow with the table.
         The order must be the one Python gives the key tuples (text by code point, i.e.

@@ -411,11 +411,23 @@ class PostgresConnection(SqlDatabase):
         return f"row_to_json({self.row_alias})::text", lambda values: loads_exact(values[0])
 
     def read_rows(self, table: str, schema: TableSchema, where: Filter | None) -> Iterator[Row]:
+        return self._copy_rows(table, schema, where)
+
+    def read_unkeyed_rows(
+        self, table: str, schema: TableSchema, where: Filter | None
+    ) -> Iterator[Row]:
+        return self._copy_rows(table, schema, where)
+
+    def _copy_rows(self, table: str, schema: TableSchema, where: Filter | None) -> Iterator[Row]:
         """Every row in primary-key order, read with one ``COPY`` on its own connection:
         one snapshot, no page queries, and none of this thread's uncommitted writes."""
         import psycopg
 
-        order = ", ".join(self.sort_expression(table, c) for c in schema.primary_key)
+        # A table without a primary key: by its whole row, as text (every type has one,
+        # json included, which has no ordering of its own).
+        order = ", ".join(self.sort_expression(table, c) for c in schema.primary_key) or (
+            f'row_to_json({self.row_alias})::text COLLATE "C"'
+        )
         # Each row as a JSON array of its values (the conversion row_to_json makes, without
         # repeating the keys), columns in the sorted order the backup's canonical form uses.
         names = sorted(self._table(table).schema.columns)
