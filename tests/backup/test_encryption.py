@@ -550,3 +550,23 @@ def test_keygen_makes_a_key_that_encrypts_and_decrypts(angles_cli, project, tmp_
         subprocess.run(
             [AGE, "-d", "-i", str(tmp_path / "new.txt"), str(name)], check=True, capture_output=True
         )
+
+
+def test_the_restore_drill_reads_encrypted_backups(angles_cli, project, key, tmp_path):
+    write, _ = project
+    drill = "\nchecks:\n  - {name: drill, type: restore_drill, backup: decision_vault}\n"
+    with_identity = write(local_sink(f'{{recipients: ["{key.public}"], identity_file: key.txt}}'))
+    name = backup(angles_cli, with_identity)
+    with_identity.write_text(with_identity.read_text() + drill)
+    result = angles_cli("check", with_identity, "--format", "json")
+    assert result.exit_code == 0, result.output
+    (check,) = result.json()["checks"]
+    assert check["details"]["tables"]["decision_vault"]["backup"] == name
+
+    without = write(local_sink(f'{{recipients: ["{key.public}"]}}'))
+    without.write_text(without.read_text() + drill)
+    result = angles_cli("check", without, "--format", "json")
+    assert result.exit_code == 2
+    (check,) = result.json()["checks"]
+    assert "sink 'local'" in check["message"] and name in check["message"]
+    assert "no identity" in check["message"]
