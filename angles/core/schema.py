@@ -118,6 +118,15 @@ CORE_SCHEMA: dict[str, Any] = {
                     "exclusiveMinimum": 0,
                     "description": "Seconds a check or notification may take (default 30).",
                 },
+                "run_timeout": {
+                    "oneOf": [
+                        {"type": "string", "pattern": r"^\s*0*[1-9]\d*\s*(s|m|h|d|w)\s*$"},
+                        {"type": "number", "exclusiveMinimum": 0},
+                    ],
+                    "description": "How long the whole run may take, e.g. 15m (the default) or "
+                    "1h; what has not finished by then is reported as an error, and the "
+                    "notifications are still sent.",
+                },
             },
         },
     },
