@@ -146,18 +146,23 @@ class _Worker:
                 self.future.set_exception(exc)
 
 
+def check_limit(context: Context, entry: dict) -> float:
+    """The seconds a check is given: its ``timeout_seconds``, else the pipeline default."""
+    return float(entry.get("timeout_seconds") or context.default_timeout)
+
+
 def check_deadline(context: Context, entry: dict) -> float:
-    """Seconds a check may run: its ``timeout_seconds`` (or the default), and always
-    longer than its connection's worst case (every try timing out, waits included)."""
-    limit = float(entry.get("timeout_seconds") or context.default_timeout)
+    """Seconds the runner waits for a check: its limit, and always more than its
+    connection's worst case (every try timing out, waits included), plus a grace so
+    that the check's or connection's own message, which names the operation, wins."""
+    limit = check_limit(context, entry)
     name = entry.get("connection")
     if isinstance(name, str) and name in context.pipeline.connections:
         try:
-            bound = context.connection(name).time_bound()
+            limit = max(limit, context.connection(name).time_bound())
         except Exception:  # a connection that cannot be made fails in the check, clearly
-            return limit
-        limit = max(limit, bound + GRACE_SECONDS)
-    return limit
+            pass
+    return limit + min(GRACE_SECONDS, limit / 2)
 
 
 def _run_one(context: Context, entry: dict) -> tuple[CheckResult, float]:
@@ -187,7 +192,8 @@ def _collect(context: Context, entry: dict, worker: _Worker) -> CheckRun:
             if worker.thread_id is None and not context.budget.spent:
                 continue  # still waiting for a free slot: its own time has not started
             out_of_run = context.budget.remaining() <= 0
-            result = CheckResult.error(_overran(context, worker.thread_id, deadline, out_of_run))
+            limit = check_limit(context, entry)
+            result = CheckResult.error(_overran(context, worker.thread_id, limit, out_of_run))
             duration = time.perf_counter() - worker.started
             break
         except Exception as exc:  # raised while creating the check
