@@ -11,6 +11,7 @@ holds the process's exit.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -158,10 +159,9 @@ def check_deadline(context: Context, entry: dict) -> float:
     limit = check_limit(context, entry)
     name = entry.get("connection")
     if isinstance(name, str) and name in context.pipeline.connections:
-        try:
+        # a connection that cannot be made fails in the check, with its own message
+        with contextlib.suppress(Exception):
             limit = max(limit, context.connection(name).time_bound())
-        except Exception:  # a connection that cannot be made fails in the check, clearly
-            pass
     return limit + min(GRACE_SECONDS, limit / 2)
 
 
