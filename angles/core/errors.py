@@ -85,8 +85,8 @@ class ServiceError(AnglesError):
         super().__init__(f"{service}: {message}", hint=hint)
 
     def note(self, text: str) -> None:
-        """Add ``text`` to the message (why it was not retried)."""
-        self.message = f"{self.message} ({text})"
+        """Add ``text`` to the message (how often it was tried, why not again)."""
+        self.message = f"{self.message}; {text}"
         self.args = (self.message,)
 
 

@@ -152,7 +152,11 @@ def with_retries(
                 raise
             failed += 1
             wait = error.retry_after if error.retry_after is not None else policy.pause(failed)
-            if not error.transient or failed >= policy.attempts:
+            if not error.transient:
+                _raise(error, exc)
+            if failed >= policy.attempts:
+                if failed > 1:
+                    error.note(f"tried {failed} times")
                 _raise(error, exc)
             if wait >= budget.remaining():
                 asked = "asked for" if error.retry_after is not None else "needs"
