@@ -50,19 +50,20 @@ class HeartbeatNotifier(Notifier):
 
         method = self.config.get("method", "POST")
         body = self.context.redact(notification.text())[:MAX_BODY] if method == "POST" else None
-        timeout = self.timeout
-        with self.context.http_client("Heartbeat", timeout=timeout) as client:
-            request(
-                client,
-                method,
-                self.ping_url(int(notification.report.status.exit_code)),
-                service="Heartbeat",
-                retries=self.retries,
-                hint=hint,
-                redact=self.context.redact,
-                content=body.encode() if body is not None else None,
-                headers={"Content-Type": "text/plain; charset=utf-8"} if body else None,
-            )
+        client = self.context.http_client("Heartbeat")
+        request(
+            client,
+            method,
+            self.ping_url(int(notification.report.status.exit_code)),
+            service="Heartbeat",
+            retries=self.retries,
+            hint=hint,
+            redact=self.context.redact,
+            what="pinging",
+            timeout=self.timeout,
+            content=body.encode() if body is not None else None,
+            headers={"Content-Type": "text/plain; charset=utf-8"} if body else None,
+        )
 
     def ping_url(self, exit_code: int) -> str:
         """The URL to ping for a run that ended with ``exit_code``."""
