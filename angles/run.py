@@ -26,6 +26,7 @@ from angles.core.durations import format_seconds
 from angles.core.errors import AnglesError
 from angles.core.report import BackupRun, CheckRun, RunReport
 from angles.core.results import CheckResult, Status
+from angles.core.retry import RetryPolicy
 from angles.core.text import one_line
 from angles.state.alerting import send_notifications
 from angles.state.store import record_run
@@ -95,8 +96,9 @@ def notification_reserve(context: Context) -> float:
     slowest = 0.0
     for entry in context.pipeline.notifiers:
         cls = context.plugins.notifiers.get(entry["type"])
-        if cls is not None:
-            slowest = max(slowest, cls(entry["name"], entry, context).time_bound())
+        retries = entry.get("retries", getattr(cls, "default_retries", 0))
+        timeout = float(entry.get("timeout_seconds") or context.default_timeout)
+        slowest = max(slowest, RetryPolicy.with_retries(retries).worst_case(timeout))
     return min(slowest, total * NOTIFY_SHARE)
 
 
