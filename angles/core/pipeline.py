@@ -77,10 +77,7 @@ class Pipeline:
         """Seconds the whole run may take (``defaults.run_timeout``, default 15m)."""
         from angles.core.durations import parse_duration
 
-        value = self.defaults.get("run_timeout", DEFAULT_RUN_TIMEOUT)
-        if isinstance(value, int | float):
-            return float(value)
-        return parse_duration(value).total_seconds()
+        return parse_duration(self.defaults.get("run_timeout", DEFAULT_RUN_TIMEOUT)).total_seconds()
 
     def select(self, section: str, names: Sequence[str] = ()) -> list[dict[str, Any]]:
         """The entries of a list section (``checks``, ``backups``…) named, all when

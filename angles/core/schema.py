@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from angles.core.kinds import KIND, KINDS
+from angles.core.kinds import KIND, KINDS, POSITIVE_DURATION_PATTERN
 from angles.core.plugins import Plugins, Registry
 
 CONNECTION_KEY = {
@@ -119,10 +119,8 @@ CORE_SCHEMA: dict[str, Any] = {
                     "description": "Seconds a check or notification may take (default 30).",
                 },
                 "run_timeout": {
-                    "oneOf": [
-                        {"type": "string", "pattern": r"^\s*0*[1-9]\d*\s*(s|m|h|d|w)\s*$"},
-                        {"type": "number", "exclusiveMinimum": 0},
-                    ],
+                    "type": "string",
+                    "pattern": POSITIVE_DURATION_PATTERN,
                     "description": "How long the whole run may take, e.g. 15m (the default) or "
                     "1h; what has not finished by then is reported as an error, and the "
                     "notifications are still sent.",

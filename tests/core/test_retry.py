@@ -66,7 +66,7 @@ def test_attempts_are_counted_and_said():
 
 def test_a_lasting_failure_is_not_retried():
     send = failing([ServiceError("Slack", "HTTP 404: no_service")])
-    with pytest.raises(ServiceError, match="no_service$"):
+    with pytest.raises(ServiceError, match=r"no_service$"):
         with_retries(send, policy=RetryPolicy(attempts=3), sleep=Clock().sleep)
     assert len(send.calls) == 1
 

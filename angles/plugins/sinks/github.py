@@ -282,7 +282,9 @@ class GitHubSink(Sink):
                 per_page=100,
                 **options,
             )
-            self._repo = self.call("opening the repository", client.get_repo, self.repository)
+            self._repo = self.call(
+                "opening the repository", _open_repository, client, self.repository
+            )
             self._branch = self._branch or self._repo.default_branch
         return self._repo
 
@@ -331,9 +333,10 @@ class GitHubSink(Sink):
             )
         if isinstance(exc, AssertionError | ValueError | KeyError | TypeError | AttributeError):
             # PyGithub read an answer that is not the API's JSON (an HTML page, a proxy)
+            seen = f": {exc}" if isinstance(exc, _NotTheApi) else f" ({type(exc).__name__})"
             return ServiceError(
                 SERVICE,
-                f"{action}: the answer was not GitHub's API ({type(exc).__name__})",
+                f"{action}: the answer was not GitHub's API{seen}",
                 hint=f"check `api_url:` of sink {self.name!r}: the API root, such as "
                 "https://api.github.com or https://HOST/api/v3",
             )
@@ -661,6 +664,21 @@ class _BlobStream(io.RawIOBase):
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+class _NotTheApi(ValueError):
+    """An answer with HTTP 200 that is not what the GitHub API sends (a login page)."""
+
+
+def _open_repository(client: Any, repository: str) -> Repository:
+    """The repository object, checked to be one: PyGithub takes any 200 answer."""
+    from angles.helpers import excerpt, readable_body
+
+    repo = client.get_repo(repository)
+    if not isinstance(repo.raw_data.get("default_branch"), str):
+        body = repo.raw_data.get("data", repo.raw_data)
+        raise _NotTheApi(excerpt(readable_body(str(body)), 120) or "an empty answer")
+    return repo
 
 
 def _check_name(name: str) -> None:
