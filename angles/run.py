@@ -26,7 +26,7 @@ from angles.core.durations import format_seconds
 from angles.core.errors import AnglesError
 from angles.core.report import BackupRun, CheckRun, RunReport
 from angles.core.results import CheckResult, Status
-from angles.core.retry import RetryPolicy
+from angles.core.retry import Budget, RetryPolicy
 from angles.core.text import one_line
 from angles.state.alerting import send_notifications
 from angles.state.store import record_run
@@ -65,6 +65,7 @@ def run_pipeline(
     started = time.perf_counter()
     log = context.logger("runs", test=context.test)
     log.info("run started")
+    context.run_budget = Budget(context.pipeline.run_timeout)
     context.budget = context.run_budget.until(notification_reserve(context))
     if checks:
         report.checks = run_checks(context, check_names)
@@ -72,7 +73,7 @@ def run_pipeline(
         report.backups = _run_backups_in_time(context, backup_names)
         for backup in report.backups:
             backup.message = context.redact(backup.message)
-    context.budget = context.run_budget
+    context.budget = context.run_budget  # the slice kept back, and whatever is left
     report.duration_seconds = time.perf_counter() - started
     if notify is Notify.ALWAYS or (notify is Notify.ON_FAILURE and report.status is not Status.OK):
         report.notifications = send_notifications(context, report)
@@ -186,13 +187,15 @@ def _run_one(context: Context, entry: dict) -> tuple[CheckResult, float]:
 def _collect(context: Context, entry: dict, worker: _Worker) -> CheckRun:
     deadline = check_deadline(context, entry)
     while True:
-        left = min(worker.started + deadline - time.perf_counter(), context.budget.remaining())
+        # a check waiting for a free slot has not started: its own time has not either
+        started = worker.started if worker.thread_id is not None else time.perf_counter()
+        left = min(started + deadline - time.perf_counter(), context.budget.remaining())
         try:
             result, duration = worker.future.result(timeout=max(0.0, left))
             break
         except TimeoutError:
             if worker.thread_id is None and not context.budget.spent:
-                continue  # still waiting for a free slot: its own time has not started
+                continue
             out_of_run = context.budget.remaining() <= 0
             limit = check_limit(context, entry)
             result = CheckResult.error(_overran(context, worker.thread_id, limit, out_of_run))

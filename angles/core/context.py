@@ -9,7 +9,7 @@ from angles.core.errors import AnglesError, ServiceError
 from angles.core.logging import Logs
 from angles.core.progress import ProgressFactory, no_progress
 from angles.core.redact import Redactor
-from angles.core.retry import Activity, Budget, RetryPolicy, with_retries
+from angles.core.retry import UNLIMITED, Activity, Budget, RetryPolicy, with_retries
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -60,9 +60,11 @@ class Context:
         self._sinks: dict[str, Sink] = {}
         self._clients: dict[str, httpx.Client] = {}
         self._lock = threading.Lock()
-        #: The whole run's time (its deadline starts now); the runner narrows it per phase.
-        self.run_budget = Budget(pipeline.run_timeout)
-        self.budget = self.run_budget
+        #: The whole run's time: unlimited until :func:`angles.run.run_pipeline` starts
+        #: the clock of ``defaults.run_timeout`` (a restore or a listing has no budget).
+        self.run_budget: Budget = UNLIMITED
+        #: What calls made now may use: the runner narrows it per phase.
+        self.budget: Budget = UNLIMITED
         self.activity = Activity()
 
     def logger(self, channel: str, **bound: Any) -> structlog.typing.FilteringBoundLogger:
@@ -127,6 +129,7 @@ class Context:
         For plugins whose client library is not httpx: ``failure`` turns what it raises
         into a :class:`ServiceError`, ``transient`` when another try may help.
         """
+        self.budget.require(service, operation)
         with self.activity.doing(service, operation):
             return with_retries(send, policy=policy, budget=self.budget, failure=failure)
 

@@ -101,10 +101,14 @@ def request(
     policy = RetryPolicy.with_retries(retries, backoff=backoff)
 
     def send() -> httpx.Response:
+        budget.require(service, operation)
+        allowed = budget.bound(timeout)
         try:
-            response = client.request(method, url, timeout=budget.bound(timeout), **options)
+            response = client.request(method, url, timeout=allowed, **options)
         except httpx.TransportError as exc:
-            message, default_hint, transient = network_failure(exc, timeout)
+            message, default_hint, transient = network_failure(exc, allowed)
+            if allowed < timeout:
+                message += " (what was left of the run's time limit)"
             raise ServiceError(
                 service,
                 f"{operation}: {message}",

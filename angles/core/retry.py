@@ -78,6 +78,15 @@ class Budget:
         earlier.deadline = self.deadline - reserve
         return earlier
 
+    def require(self, service: str, operation: str) -> None:
+        """Raise a :class:`ServiceError` when nothing is left: a call is not even tried."""
+        if self.spent:
+            raise ServiceError(
+                service,
+                f"{operation}: not tried: the run's time limit (defaults.run_timeout) was spent",
+                hint="raise defaults.run_timeout, or find what took the time in the log",
+            )
+
     def bound(self, timeout: float) -> float:
         """``timeout`` cut to what is left (at least a moment, so a call can still fail
         with its own message)."""

@@ -13,6 +13,7 @@ from angles import ServiceError
 from angles.core.context import Context
 from angles.core.pipeline import Pipeline
 from angles.core.plugins import load_plugins
+from angles.core.retry import Budget
 from angles.helpers import network_failure, request
 
 
@@ -60,9 +61,11 @@ def test_a_429_is_retried_after_its_retry_after(context, webhook_server):
 
 def test_a_retry_after_beyond_the_run_budget_is_not_waited_for(context, webhook_server):
     webhook_server.fail(status=429, headers={"Retry-After": "60"}, body="slow down")
+    run = context()
+    run.budget = Budget(10)  # as the runner sets it: 10 s left of the run
     started = time.monotonic()
     with pytest.raises(ServiceError) as caught:
-        post(context(run_timeout="10s"), webhook_server.url)
+        post(run, webhook_server.url)
     assert time.monotonic() - started < 2
     assert len(webhook_server.requests) == 1
     assert str(caught.value).startswith(
@@ -98,6 +101,17 @@ def test_refused_tls_and_dns_failures_are_told_apart(context, webhook_server):
         post(context(), webhook_server.url.replace("http:", "https:"), retries=0)
     assert "posting: TLS error" in str(tls.value)
     assert "refused" not in str(tls.value)
+
+
+def test_a_spent_budget_sends_nothing(context, webhook_server):
+    run = context()
+    run.budget = Budget(0)
+    with pytest.raises(ServiceError) as caught:
+        post(run, webhook_server.url)
+    assert str(caught.value).startswith(
+        "Webhook: posting: not tried: the run's time limit (defaults.run_timeout) was spent"
+    )
+    assert webhook_server.requests == []
 
 
 def test_a_name_that_does_not_resolve_is_called_dns():
