@@ -207,6 +207,12 @@ class SMTPNotifier(Notifier):
                 f"{where} does not offer {exc}",
                 hint="check tls: (most servers offer AUTH only after STARTTLS)",
             )
+        if isinstance(exc, smtplib.SMTPResponseException) and exc.smtp_code < 0:
+            return ServiceError(  # smtplib could not read a reply code: not a mail server
+                SERVICE,
+                f"{where} did not answer as a mail server ({_text(exc.smtp_error)})",
+                hint="check host and port: they should be the mail server's SMTP port",
+            )
         if isinstance(exc, smtplib.SMTPResponseException):
             hint = "the server asks to try later" if exc.smtp_code in TRANSIENT_CODES else None
             if exc.smtp_code == 530:

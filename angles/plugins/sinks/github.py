@@ -789,10 +789,10 @@ def _rate_limit_error(exc: Any) -> ServiceError:
             f"(in {minutes} min)",
             hint="run again after the reset, or raise `max_rate_limit_wait:` of the sink",
         )
-    wait = f" Retry after {float(after):.0f} s." if after else ""
+    wait = f"; it asks to wait {float(after):.0f} s" if after else ""
     return ServiceError(
         SERVICE,
-        f"secondary rate limit exceeded (too many requests or writes in a short time).{wait}",
+        f"secondary rate limit exceeded (too many requests or writes in a short time){wait}",
         hint="run again in a few minutes",
     )
 
