@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from angles.core.check import Check
-    from angles.core.connection import Connection, Database, Row, TableSchema
+    from angles.core.connection import Connection, Database, ForeignKey, Row, TableSchema
     from angles.core.context import Context
     from angles.core.errors import (
         AnglesError,
@@ -26,8 +26,10 @@ if TYPE_CHECKING:
     from angles.core.filters import Filter, FilterSyntaxError, parse_filter
     from angles.core.hookspecs import hookimpl
     from angles.core.notifier import Notification, Notifier, Recovery
+    from angles.core.report import RunReport
     from angles.core.results import CheckResult, Status
     from angles.core.sink import Sink, SinkWriter, StoredFile
+    from angles.sql import SqlDatabase
 
 #: Where each public name is defined.
 _SOURCES = {
@@ -40,6 +42,7 @@ _SOURCES = {
     "Database": "angles.core.connection",
     "ExitCode": "angles.core.errors",
     "Filter": "angles.core.filters",
+    "ForeignKey": "angles.core.connection",
     "FilterSyntaxError": "angles.core.filters",
     "Notification": "angles.core.notifier",
     "Notifier": "angles.core.notifier",
@@ -47,10 +50,12 @@ _SOURCES = {
     "PluginError": "angles.core.errors",
     "Recovery": "angles.core.notifier",
     "RestoreRefused": "angles.core.errors",
+    "RunReport": "angles.core.report",
     "Row": "angles.core.connection",
     "ServiceError": "angles.core.errors",
     "Sink": "angles.core.sink",
     "SinkWriter": "angles.core.sink",
+    "SqlDatabase": "angles.sql",
     "Status": "angles.core.results",
     "StoredFile": "angles.core.sink",
     "TableSchema": "angles.core.connection",
@@ -69,6 +74,7 @@ __all__ = [
     "ExitCode",
     "Filter",
     "FilterSyntaxError",
+    "ForeignKey",
     "Notification",
     "Notifier",
     "PipelineError",
@@ -76,9 +82,11 @@ __all__ = [
     "Recovery",
     "RestoreRefused",
     "Row",
+    "RunReport",
     "ServiceError",
     "Sink",
     "SinkWriter",
+    "SqlDatabase",
     "Status",
     "StoredFile",
     "TableSchema",

@@ -15,7 +15,9 @@ on first use: a plugin that imports one helper does not load HTTP or the backup 
   :func:`loads_exact`, :func:`dumps_exact`, :func:`number_from_text`, :func:`jsonable`.
 - Backup files: :class:`BackupName` (``{table}_{YYYY-MM-DD_HH-MM-SS}.json``),
   :func:`metadata_from_head` (the metadata in a file's first bytes), :func:`sort_key`
-  (the order backups and restores put primary keys in).
+  (the order backups and restores put primary keys in), :func:`drill_backup` (restore
+  a stored backup into a scratch database and read it back), :class:`TableSelection` (the
+  tables a backup entry covers).
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from angles.backup.diff import sort_key
+    from angles.backup.drill import drill_backup
     from angles.backup.format import BackupName, metadata_from_head
     from angles.backup.numbers import dumps as dumps_exact
     from angles.backup.numbers import jsonable, number_from_text
     from angles.backup.numbers import loads as loads_exact
+    from angles.backup.tables import TableSelection
     from angles.core.durations import parse_duration, parse_timestamp
     from angles.core.http import (
         describe_failure,
@@ -50,7 +54,9 @@ _SOURCES = {
     "network_failure": ("angles.core.http", "network_failure"),
     "parse_retry_after": ("angles.core.retry", "parse_retry_after"),
     "readable_body": ("angles.core.http", "readable_body"),
+    "TableSelection": ("angles.backup.tables", "TableSelection"),
     "describe_failure": ("angles.core.http", "describe_failure"),
+    "drill_backup": ("angles.backup.drill", "drill_backup"),
     "dumps_exact": ("angles.backup.numbers", "dumps"),
     "excerpt": ("angles.core.text", "excerpt"),
     "format_duration": ("angles.core.notifier", "format_duration"),
@@ -72,7 +78,9 @@ __all__ = [
     "BackupName",
     "Budget",
     "RetryPolicy",
+    "TableSelection",
     "describe_failure",
+    "drill_backup",
     "dumps_exact",
     "excerpt",
     "format_duration",

@@ -28,7 +28,7 @@ from angles.core.report import BackupRun, CheckRun, RunReport
 from angles.core.results import CheckResult, Status
 from angles.core.retry import Budget, RetryPolicy
 from angles.core.text import one_line
-from angles.state.alerting import send_notifications
+from angles.state.alerting import announce_start, send_notifications
 from angles.state.store import record_run
 
 MAX_CONCURRENT_CHECKS = 16
@@ -67,6 +67,8 @@ def run_pipeline(
     log.info("run started")
     context.run_budget = Budget(context.pipeline.run_timeout)
     context.budget = context.run_budget.until(notification_reserve(context))
+    if notify is Notify.ALWAYS:
+        announce_start(context, report)
     if checks:
         report.checks = run_checks(context, check_names)
     if backups and context.pipeline.backups and not context.test:

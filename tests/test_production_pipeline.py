@@ -58,8 +58,16 @@ def production(
         "INSERT INTO decision_vault (decision, type, notion_synced)"
         " SELECT 'Décision ' || i, 'Process', i > 3 FROM generate_series(1, 1500) AS i"
     )
-    database_id, _ = notion_server.add_database(
-        "Decisions", properties={"Name": "title", "Synced": "checkbox"}, pages=[{"Name": "a"}]
+    database_id, source_id = notion_server.add_database(
+        "Decisions", properties={"Name": "title", "Synced": "checkbox"}
+    )
+    # Every row has its page; the first three are not flagged as synced yet.
+    rows = postgres_db.fetchall("SELECT id, decision FROM decision_vault ORDER BY id")
+    pages = notion_server.add_pages(source_id, [{"Name": decision} for _, decision in rows])
+    postgres_db.execute(
+        "UPDATE decision_vault AS d SET notion_page_id = p.page FROM"
+        " unnest(%s::uuid[], %s::text[]) AS p(id, page) WHERE d.id = p.id",
+        [[str(row_id) for row_id, _ in rows], pages],
     )
     github_server.create_repo("acme", "angles-backup")
     environment = {
@@ -104,6 +112,7 @@ def test_the_nightly_run(
 ):
     path, environment = production
 
+    assert angles_cli("backup", path).exit_code == 0  # yesterday's, for the drill
     healthy = angles_cli("run", path, "--format", "json")
     report = healthy.json()
     assert healthy.exit_code == 0, healthy.output
@@ -111,7 +120,11 @@ def test_the_nightly_run(
         "supabase": "ok",
         "notion": "ok",
         "sync": "ok",
+        "notion-sync": "ok",
+        "drill": "ok",
     }
+    assert report["checks"][3]["details"]["synced_rows"] == 1497
+    assert report["checks"][4]["details"]["tables"]["decision_vault"]["records"] == 1500
     assert report["checks"][2]["details"]["unsynced"] == 3
     [backup] = report["backups"]
     assert backup["status"] == "ok" and backup["record_count"] == 1500
@@ -147,7 +160,7 @@ def test_the_nightly_run(
 
     # The status page and the metrics follow every run.
     page = (tmp_path / "status.html").read_text(encoding="utf-8")
-    assert "The last 3 runs" in page and "sync (error)" in page  # the stalled run
+    assert "The last 4 runs" in page and "sync (error)" in page  # the stalled run
     metrics = (tmp_path / "angles.prom").read_text(encoding="utf-8")
     assert 'angles_check_status{check="sync",pipeline="production",type="sync_backlog"} 0.0' in (
         metrics

@@ -13,17 +13,27 @@ classifies every key, in constant memory, however large the table:
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from angles.backup.format import parse_timestamp
+from angles.backup.format import canonical, parse_timestamp
 from angles.core.connection import Row
 
-__all__ = ["UPDATED_AT_COLUMNS", "Change", "Kind", "OutOfOrder", "merge", "sort_key"]
+__all__ = [
+    "UPDATED_AT_COLUMNS",
+    "Change",
+    "Kind",
+    "OutOfOrder",
+    "merge",
+    "sort_key",
+    "whole_rows",
+]
 
 #: Columns that say when a row last changed, in order of preference.
 UPDATED_AT_COLUMNS = ("updated_at", "modified_at", "last_modified", "updated", "last_edited_time")
@@ -87,6 +97,32 @@ def updated_at_column(columns: Iterable[str]) -> str | None:
     """The table's ``updated_at``-like column, if it has one."""
     present = set(columns)
     return next((c for c in UPDATED_AT_COLUMNS if c in present), None)
+
+
+def whole_rows(
+    backup: Iterable[Row], database: Iterable[Row], columns: Sequence[str]
+) -> Iterator[Change]:
+    """Classify the rows of a table without a primary key by whole-row comparison.
+
+    A row is its values: it can be missing (``insert``), present (``unchanged``) or only
+    in the table, never changed. Rows may repeat; each copy counts. The table's rows are
+    held as digests (about 100 bytes a row), the backup's are streamed.
+    """
+
+    def digest(row: Row) -> bytes:
+        return hashlib.blake2b(canonical({c: row.get(c) for c in columns}), digest_size=16).digest()
+
+    present = Counter(digest(row) for row in database)
+    for row in backup:
+        key = tuple(row.get(c) for c in columns)
+        found = digest(row)
+        if present[found] > 0:
+            present[found] -= 1
+            yield Change(Kind.UNCHANGED, key, row)
+        else:
+            yield Change(Kind.INSERT, key, row)
+    for _ in range(sum(present.values())):
+        yield Change(Kind.ONLY_IN_DATABASE, ())
 
 
 def merge(

@@ -39,7 +39,7 @@ __all__ = [
     "parse_timestamp",
 ]
 
-BACKUP_VERSION = "1.1.0"
+BACKUP_VERSION = "1.2.0"
 SCHEMA_VERSION = "1.0"
 CHECKSUM_PREFIX = "sha256:"
 PRE_RESTORE = "pre-restore"
@@ -114,6 +114,11 @@ class BackupName:
             return None
         return cls(match["table"], moment, bool(match["pre"]), bool(match["gz"]))
 
+    @property
+    def stamp(self) -> str:
+        """The timestamp as file names write it (``2026-11-26_03-00-00``, UTC)."""
+        return self.timestamp.astimezone(UTC).strftime(_STAMP_FORMAT)
+
     def __str__(self) -> str:
         middle = f"_{PRE_RESTORE}" if self.pre_restore else ""
         suffix = ".json.gz" if self.compressed else ".json"
@@ -130,9 +135,15 @@ class BackupWriter:
     and :meth:`chunks` emits the file, as many times as there are sinks.
     """
 
-    def __init__(self, schema: TableSchema, timestamp: datetime) -> None:
+    def __init__(
+        self, schema: TableSchema, timestamp: datetime, *, snapshot: bool | None = None
+    ) -> None:
         self.schema = schema
         self.timestamp = timestamp
+        #: Whether the file was read in one snapshot with the other files of its set.
+        self.snapshot = snapshot
+        #: The last value of each sequence the table's columns draw from, when read.
+        self.sequence_values: dict[str, int | None] = {}
         self.record_count = 0
         self._spooled = 0
         self._spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115
@@ -184,6 +195,23 @@ class BackupWriter:
             "primary_key": list(self.schema.primary_key),
             "columns": dict(self.schema.columns),
             "checksum": self.checksum,
+            **self._restore_metadata(),
+        } | ({} if self.snapshot is None else {"snapshot": self.snapshot})
+
+    def _restore_metadata(self) -> dict[str, Any]:
+        """What a whole-database restore needs: foreign keys, computed columns, sequences."""
+        schema = self.schema
+        sequences: dict[str, dict[str, Any]] = {}
+        for column, sequence in schema.sequences.items():
+            entry = sequences.setdefault(
+                sequence, {"columns": [], "last_value": self.sequence_values.get(sequence)}
+            )
+            entry["columns"].append(column)
+        return {
+            "foreign_keys": [key.to_dict() for key in schema.foreign_keys],
+            "generated": sorted(schema.generated),
+            "identity": dict(schema.identity),
+            "sequences": sequences,
         }
 
     @property
@@ -275,6 +303,17 @@ class BackupFile:
     def checksum(self) -> str | None:
         value = self.metadata.get("checksum")
         return value if isinstance(value, str) else None
+
+    @property
+    def sequence_values(self) -> dict[str, int | None]:
+        """The last value of each sequence recorded with the table (files from 1.2.0 on)."""
+        sequences = self.metadata.get("sequences")
+        if not isinstance(sequences, dict):
+            return {}
+        return {
+            str(name): value.get("last_value") if isinstance(value, dict) else None
+            for name, value in sequences.items()
+        }
 
     @property
     def record_count(self) -> int | None:

@@ -42,6 +42,8 @@ class ListedBackup:
             "record_count": self.record_count,
             "checksum": self.has_checksum,
             "pre_restore": self.pre_restore,
+            # The files of one backup run share their timestamp: a set.
+            "set": self.timestamp.strftime("%Y-%m-%d_%H-%M-%S") if self.timestamp else None,
             "error": self.error,
         }
 

@@ -21,15 +21,32 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from angles.backup.diff import Change, Kind, OutOfOrder, merge, sort_key, updated_at_column
+from angles.backup.diff import (
+    Change,
+    Kind,
+    OutOfOrder,
+    merge,
+    sort_key,
+    updated_at_column,
+    whole_rows,
+)
 from angles.backup.engine import database_for, export_table, store_files
 from angles.backup.format import BackupFile, BackupName
+from angles.backup.tables import TableSelection
 from angles.core.connection import Database, Row, TableSchema
 from angles.core.context import Context
 from angles.core.errors import AnglesError, BackupError, RestoreRefused
 from angles.core.progress import ProgressFactory, counted, no_progress
 
-__all__ = ["RestorePlan", "RestoreRequest", "apply_restore", "prepare_restore"]
+__all__ = [
+    "RestorePlan",
+    "RestoreRequest",
+    "apply_restore",
+    "close_plan",
+    "prepare_restore",
+    "save_pre_restore",
+    "write_changes",
+]
 
 SAMPLE_SIZE = 10
 DEFAULT_BATCH_SIZE = 500
@@ -169,8 +186,6 @@ def prepare_restore(context: Context, request: RestoreRequest) -> RestorePlan:
             )
         database = database_for(context, entry["connection"])
         schema = database.describe(table)
-        if not schema.primary_key:
-            raise RestoreRefused(f"table {table!r} has no primary key to match rows by")
         plan = RestorePlan(
             table=table,
             backup=source.name,
@@ -211,23 +226,34 @@ def apply_restore(context: Context, plan: RestorePlan) -> RestorePlan:
     reason = plan.refusal()
     if reason:
         raise RestoreRefused(f"live restore of {plan.table!r} refused: {reason}")
-    assert plan._source is not None, "apply_restore takes a plan from prepare_restore"
+    plan.live = True
+    if plan.to_write:
+        database = database_for(context, plan.connection)
+        save_pre_restore(context, plan, database)
+        with database.transaction():
+            write_changes(context, plan, database)
+    else:
+        write_changes(context, plan, None)
+    return plan
+
+
+def write_changes(context: Context, plan: RestorePlan, database: Database | None) -> None:
+    """Write a plan's inserts and updates in batches (inside the caller's transaction,
+    where the database has them: a failure half-way changes nothing)."""
+    assert plan._source is not None, "a plan from prepare_restore"
     log = context.logger("restore")
     started = time.perf_counter()
     plan.live = True
-    if not plan.to_write:
-        plan.applied = {Kind.INSERT.value: 0, Kind.UPDATE.value: 0, "newer_in_database": 0}
-        plan.applied["written"] = 0
-        log.info("restore applied", table=plan.table, backup=plan.backup, applied=plan.applied)
-        return plan
-    database = database_for(context, plan.connection)
-    schema = database.describe(plan.table)
-    _save_pre_restore(context, plan, database, log)
-    batch_size = int(context.pipeline.restore.get("batch_size") or DEFAULT_BATCH_SIZE)
     applied = {Kind.INSERT.value: 0, Kind.UPDATE.value: 0, Kind.NEWER_IN_DATABASE.value: 0}
     written = 0
+    if not plan.to_write or database is None:
+        plan.applied = {**applied, "written": 0}
+        log.info("restore applied", table=plan.table, backup=plan.backup, applied=plan.applied)
+        return
+    schema = database.describe(plan.table)
+    batch_size = int(context.pipeline.restore.get("batch_size") or DEFAULT_BATCH_SIZE)
     batch: list[Row] = []
-    write = set(plan.compared_columns)
+    write = set(plan.compared_columns) - set(schema.generated)
 
     def flush() -> None:
         nonlocal written
@@ -237,11 +263,7 @@ def apply_restore(context: Context, plan: RestorePlan) -> RestorePlan:
             advance(written)
 
     try:
-        # One transaction where the database has them: a failure half-way changes nothing.
-        with (
-            context.progress(f"Restoring {plan.table}", plan.to_write) as advance,
-            database.transaction(),
-        ):
+        with context.progress(f"Restoring {plan.table}", plan.to_write) as advance:
             for change in _changes(plan, database, schema, plan._source.open()):
                 if change.kind in (Kind.INSERT, Kind.UPDATE) or (
                     change.kind is Kind.NEWER_IN_DATABASE and plan.overwrite_newer
@@ -262,7 +284,6 @@ def apply_restore(context: Context, plan: RestorePlan) -> RestorePlan:
             pre_restore_backup=plan.pre_restore_backup,
             duration_seconds=round(time.perf_counter() - started, 3),
         )
-    return plan
 
 
 def close_plan(plan: RestorePlan) -> None:
@@ -291,16 +312,20 @@ def _locate(
             source.close()
             raise
         entry = _entry_for(entries, table)
-        return entry, entry["table"], None, source
+        return entry, table, None, source
     table = request.table
     if table is None and request.backup:
         parsed = BackupName.parse(request.backup)
         table = parsed.table if parsed else None
     if table is None:
-        tables = sorted({e["table"] for e in entries})
-        if len(tables) != 1:
+        selections = [TableSelection.of(e) for e in entries]
+        tables = sorted({s.single for s in selections if s.single})
+        if len(tables) != 1 or len(selections) != 1:
+            named = tables + [
+                e["name"] for e, s in zip(entries, selections, strict=True) if not s.single
+            ]
             raise AnglesError(
-                "which table? the pipeline backs up " + (", ".join(tables) or "no table"),
+                "which table? the pipeline backs up " + (", ".join(named) or "no table"),
                 hint="name it with --table",
             )
         table = tables[0]
@@ -322,7 +347,7 @@ def _locate(
 
 def _entry_for(entries: list[dict[str, Any]], table: Any) -> dict[str, Any]:
     for entry in entries:
-        if entry["table"] == table:
+        if isinstance(table, str) and TableSelection.of(entry).covers(table):
             return entry
     raise AnglesError(
         f"the pipeline has no backup entry for the table {table!r}",
@@ -382,7 +407,8 @@ def _diff(
         raise RestoreRefused(
             f"the backup lacks the primary key column(s) {', '.join(lacking)} of {plan.table!r}"
         )
-    plan.updated_at = updated_at_column(plan.compared_columns)
+    # Rows of a table without a primary key are never updated, so none is newer.
+    plan.updated_at = updated_at_column(plan.compared_columns) if schema.primary_key else None
     with progress(f"Comparing {plan.table}", backup.record_count) as advance:
         for change in counted(_changes(plan, database, schema, backup, rows), advance):
             kind = change.kind.value
@@ -392,7 +418,8 @@ def _diff(
                 and change.kind is not Kind.UNCHANGED
                 and len(plan.samples[kind]) < SAMPLE_SIZE
             ):
-                plan.samples[kind].append(_sample(change, schema.primary_key))
+                key = schema.primary_key or tuple(plan.compared_columns)
+                plan.samples[kind].append(_sample(change, key))
 
 
 def _changes(
@@ -408,6 +435,11 @@ def _changes(
     sorted in memory; the verdicts restart, and ``plan.counts`` is reset for them.
     """
     rows = backup.rows() if rows is None else rows
+    if not schema.primary_key:
+        live = database.stream(plan.table, schema)
+        yield from whole_rows(rows, live, plan.compared_columns)
+        plan.verified = bool(backup.verified)
+        return
     if plan.sorted_in_memory or not backup.streaming:
         rows = iter(_sorted(rows, schema.primary_key))
     try:
@@ -465,6 +497,8 @@ def _chain(first: Row, rest: Iterator[Row]) -> Iterator[Row]:
 
 
 def _sample(change: Change, primary_key: tuple[str, ...]) -> Any:
+    if not change.key:  # a row only in a table without a primary key: not kept
+        return "a row"
     if change.kind in (Kind.INSERT, Kind.ONLY_IN_DATABASE):
         return (
             change.key[0]
@@ -474,9 +508,13 @@ def _sample(change: Change, primary_key: tuple[str, ...]) -> Any:
     return {**dict(zip(primary_key, change.key, strict=True)), "columns": list(change.columns)}
 
 
-def _save_pre_restore(context: Context, plan: RestorePlan, database: Database, log: Any) -> None:
-    """Back the table up as it is now, to every sink of its entry, before writing."""
-    moment = datetime.now(UTC)
+def save_pre_restore(
+    context: Context, plan: RestorePlan, database: Database, moment: datetime | None = None
+) -> None:
+    """Back the table up as it is now, to every sink of its entry, before writing
+    (``moment``: the timestamp of a pre-restore set of several tables)."""
+    log = context.logger("restore")
+    moment = moment or datetime.now(UTC)
     writer, _ = export_table(database, plan.table, moment, context.progress)
     try:
         for sink_name in plan.sinks:

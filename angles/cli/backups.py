@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import click
@@ -46,7 +47,15 @@ def list_command(pipeline: Path, output_format: str) -> None:
     for sink, rows in listing.items():
         echo(f"{sink}: {plural(len(rows), 'backup')}", bold=True)
         width = max((len(row.name) for row in rows), default=0)
+        sets = Counter((row.timestamp, row.pre_restore) for row in rows if row.timestamp)
+        shown = None
         for row in rows:
+            key = (row.timestamp, row.pre_restore)
+            if row.timestamp and sets[key] > 1 and key != shown:
+                what = "pre-restore set" if row.pre_restore else "set"
+                stamp = row.timestamp.strftime("%Y-%m-%d_%H-%M-%S")
+                echo(f" {what} {stamp}: {plural(sets[key], 'table')}")
+            shown = key
             if row.error:
                 echo(f"  {row.name}  DAMAGED: {row.error}", fg="red")
                 continue

@@ -35,6 +35,8 @@ EXAMPLES = examples(
     "angles restore --table decision_vault --live  # asks, saves the table, applies",
     "angles restore --backup decision_vault_2026-11-26_03-00-00.json --live --yes",
     "angles restore --file old_backup.json",
+    "angles restore --all                          # every table of the newest set",
+    "angles restore --all --at 2026-11-26_03-00-00 --live --yes",
 )
 
 
@@ -50,6 +52,13 @@ EXAMPLES = examples(
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
     help="Restore from a backup file on disk instead of a sink.",
 )
+@click.option(
+    "--all",
+    "whole_set",
+    is_flag=True,
+    help="Every table of the newest set (all tables of one backup run), parents first.",
+)
+@click.option("--at", metavar="STAMP", help="With --all: the set taken then (2026-11-26_03-00-00).")
 @click.option("--sink", help="The sink to read (default: the first of the table's backup entry).")
 @click.option("--live", is_flag=True, help="Apply the changes (default: a dry run).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
@@ -64,13 +73,16 @@ def command(
     table: str | None,
     backup_name: str | None,
     file_path: Path | None,
+    whole_set: bool,
+    at: str | None,
     sink: str | None,
     live: bool,
     yes: bool,
     overwrite_newer: bool,
     output_format: str,
 ) -> ExitCode:
-    """Restore a table from a backup: a dry run unless --live.
+    """Restore a table (or with --all every table of a set) from a backup: a dry run
+    unless --live.
 
     Rows missing from the table are inserted and rows that differ are updated; rows
     only in the table are kept. Before a live restore the table is backed up to its
@@ -87,6 +99,16 @@ def command(
 
     if backup_name and file_path:
         raise click.UsageError("give --backup or --file, not both")
+    if whole_set and (table or backup_name or file_path):
+        raise click.UsageError(
+            "--all restores every table of a set: drop --table, --backup, --file"
+        )
+    if at and not whole_set:
+        raise click.UsageError("--at goes with --all")
+    if whole_set:
+        from angles.cli.restore_set import restore_set
+
+        return restore_set(pipeline, at, sink, live, yes, overwrite_newer, output_format)
     request = RestoreRequest(table, backup_name, file_path, sink, overwrite_newer)
     as_json = output_format == "json"
     with open_context(pipeline, output_format=output_format) as context:

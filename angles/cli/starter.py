@@ -205,6 +205,23 @@ checks:
     unsynced: "notion_synced=is.false"
     warn_above: {settings.warn_above}
     error_above: {settings.error_above}
+  - name: notion-sync
+    type: notion_sync
+    connection: supabase
+    table: decision_vault
+    notion: notion
+    database_id: "${{NOTION_DATABASE_ID}}"
+    page_id_column: notion_page_id
+    synced: "notion_synced=is.true"
+    compare: {{decision: Name}}
+    warn_above: 0
+    error_above: 10
+    timeout_seconds: 300
+  - name: drill
+    type: restore_drill
+    backup: decision_vault
+    max_age: 26h
+    shrink_warn: 10%
 
 backups:
   - {{name: decision_vault, connection: supabase, table: decision_vault, sinks: [github]}}

@@ -23,6 +23,11 @@ class Check(Plugin):
     connection_type: ClassVar[type[Connection] | None] = None
     #: Config keys whose value names a sink (``sink: github``); validation checks they exist.
     sink_keys: ClassVar[tuple[str, ...]] = ()
+    #: Config keys naming a further connection, with the class it must be
+    #: (``notion: notion`` for a ``NotionConnection``); validation checks both.
+    connection_keys: ClassVar[dict[str, type[Connection]]] = {}
+    #: Config keys whose value names an entry of ``backups:``; validation checks it exists.
+    backup_keys: ClassVar[tuple[str, ...]] = ()
 
     @property
     def connection(self) -> Connection:

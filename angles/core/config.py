@@ -404,23 +404,29 @@ class _Validator:
             )
             return False
 
+        backups = {e.get("name"): e for _, e in _entries(self.document.get("backups"))}
         for index, check in _entries(self.document.get("checks")):
             cls = self.plugins.checks.get(check.get("type"))
-            needed = getattr(cls, "connection_type", None)
-            if "connection" in check and refer(
-                ("checks", index, "connection"), check["connection"], connections, "connection"
-            ):
-                actual = connection_class(check["connection"])
-                if needed and actual and not issubclass(actual, needed):
-                    kind = needed.type or needed.__name__.lower()
-                    self.add(
-                        ("checks", index, "connection"),
-                        f"a {check['type']} check needs a {kind} connection; "
-                        f"{check['connection']!r} is a {actual.type} connection",
-                    )
+            wanted = {"connection": getattr(cls, "connection_type", None)}
+            wanted.update(getattr(cls, "connection_keys", {}))
+            for key, needed in wanted.items():
+                if key in check and refer(
+                    ("checks", index, key), check[key], connections, "connection"
+                ):
+                    actual = connection_class(check[key])
+                    if needed and actual and not issubclass(actual, needed):
+                        kind = needed.type or needed.__name__.lower()
+                        self.add(
+                            ("checks", index, key),
+                            f"a {check['type']} check needs a {kind} connection; "
+                            f"{check[key]!r} is a {actual.type} connection",
+                        )
             for key in getattr(cls, "sink_keys", ()):
                 if key in check:
                     refer(("checks", index, key), check[key], sinks, "sink")
+            for key in getattr(cls, "backup_keys", ()):
+                if key in check:
+                    refer(("checks", index, key), check[key], backups, "backup entry")
         for index, backup in _entries(self.document.get("backups")):
             if "connection" in backup and refer(
                 ("backups", index, "connection"), backup["connection"], connections, "connection"
@@ -433,6 +439,16 @@ class _Validator:
                     )
             for position, sink in enumerate(backup.get("sinks") or []):
                 refer(("backups", index, "sinks", position), sink, sinks, "sink")
+            given = [key for key in ("table", "tables") if key in backup]
+            if len(given) != 1:
+                self.add(
+                    ("backups", index, given[-1] if given else "name"),
+                    "a backup names its tables with either `table:` or `tables:`"
+                    if given
+                    else "a backup needs `table:` (one table) or `tables:` (all, or a list)",
+                )
+            elif "exclude" in backup and "tables" not in backup:
+                self.add(("backups", index, "exclude"), "`exclude:` goes with `tables:`")
 
     def check_schedule(self) -> None:
         schedule = self.document.get("schedule")

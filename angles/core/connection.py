@@ -7,8 +7,8 @@ A connection type that holds tables implements :class:`Database`; one that is on
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from angles.core.filters import Filter
@@ -16,23 +16,71 @@ from angles.core.plugin import Plugin
 
 Row = dict[str, Any]
 
+#: The kinds of relation :meth:`Database.list_tables` names that hold rows of their own and
+#: are backed up; the others (views, materialized views) are left out.
+BACKED_UP_KINDS = frozenset({"table", "partitioned table"})
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    """``columns`` of a table refer to ``referenced`` of ``table`` (named as
+    :meth:`Database.list_tables` names it)."""
+
+    columns: tuple[str, ...]
+    table: str
+    referenced: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "columns": list(self.columns),
+            "table": self.table,
+            "referenced": list(self.referenced),
+        }
+
 
 @dataclass(frozen=True)
 class TableSchema:
     """A table as a database describes it: column types and primary key, in column order.
 
-    ``required`` names the columns an insert must give (NOT NULL without a default);
-    a backend that cannot tell leaves it empty.
+    ``required`` names the columns an insert must give (NOT NULL without a default).
+    What a whole-database restore needs comes with it where the backend can tell (a
+    backend that cannot leaves it empty): ``foreign_keys``; ``generated`` columns, which
+    are never written; ``identity`` columns (``always`` or ``by default``); and the
+    ``sequences`` columns draw from (column → sequence), owned or through a default.
     """
 
     name: str
     columns: dict[str, str]
     primary_key: tuple[str, ...]
     required: frozenset[str] = frozenset()
+    foreign_keys: tuple[ForeignKey, ...] = ()
+    generated: frozenset[str] = frozenset()
+    identity: Mapping[str, str] = field(default_factory=dict)
+    sequences: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def parents(self) -> frozenset[str]:
+        """The other tables this one's foreign keys refer to."""
+        return frozenset(k.table for k in self.foreign_keys if k.table != self.name)
 
     def key_of(self, row: Row) -> tuple[Any, ...]:
         """The primary key of a row, as a tuple."""
         return tuple(row[column] for column in self.primary_key)
+
+    def require_primary_key(self, purpose: str, error: Callable[..., Exception]) -> tuple[str, ...]:
+        """The primary key; a table without one is refused with ``error(message, hint=…)``.
+
+        angles reads tables in key order and writes, compares and restores rows by key
+        (a rowid or ctid is no stable identity). ``purpose`` ends the message ("to match
+        rows by"); ``error`` is the caller's kind of error, e.g. :class:`RestoreRefused`
+        or ``functools.partial(ServiceError, service)``.
+        """
+        if not self.primary_key:
+            raise error(
+                f"table {self.name!r} has no primary key {purpose}",
+                hint="declare a PRIMARY KEY: angles reads, writes and restores rows by it",
+            )
+        return self.primary_key
 
 
 class Connection(Plugin):
@@ -64,12 +112,32 @@ class Database(Connection):
         """Columns (name → type) and primary key of ``table``."""
         raise NotImplementedError
 
+    def list_tables(self) -> dict[str, str]:
+        """Every relation the connection can read, name → kind (``table``, ``partitioned
+        table``, ``view``, ``materialized view``): those of its own schema by bare name,
+        others as ``schema.table``. Partitions are left out (their parent holds their rows).
+
+        A backend that cannot list its tables leaves this unimplemented; its backups then
+        name their tables.
+        """
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[bool]:
+        """Reads inside the block (describe, count, stream) see one consistent state of the
+        database, as ``pg_dump``'s do; yields whether they really do.
+
+        The default yields False: each read sees the database as it is at that moment.
+        """
+        yield False
+
     def count(self, table: str, where: Filter | None = None) -> int:
         """The exact number of rows of ``table`` matching ``where``."""
         raise NotImplementedError
 
     def stream(self, table: str, schema: TableSchema, where: Filter | None = None) -> Iterator[Row]:
-        """Every row of ``table`` (matching ``where``), in primary-key order.
+        """Every row of ``table`` (matching ``where``), in primary-key order (a table
+        without a primary key: ordered by every column, repeated rows kept).
 
         Reads page by page with keyset pagination, so memory does not grow with the table.
         The order must be the one Python gives the key tuples (text by code point, i.e.
@@ -96,6 +164,19 @@ class Database(Connection):
         Backends with transactions write every batch in one transaction.
         """
         raise NotImplementedError
+
+    def sequence_values(self, sequences: Iterable[str]) -> dict[str, int | None]:
+        """The last value of each sequence (None: never drawn from); recorded in backups."""
+        return {}
+
+    def advance_sequences(
+        self, table: str, schema: TableSchema, recorded: Mapping[str, int | None]
+    ) -> dict[str, int]:
+        """After a restore of ``table``: set each sequence its columns draw from to at least
+        the larger of its ``recorded`` last value and the column's maximum, never lower
+        than it is, so the application's next insert gets a new key. Returns sequence →
+        the value it now has; a backend without sequences returns ``{}``."""
+        return {}
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:

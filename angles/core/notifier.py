@@ -111,6 +111,14 @@ class Notifier(Plugin):
         """Deliver the notification or raise :class:`angles.ServiceError`."""
         raise NotImplementedError
 
+    def start(self, report: RunReport) -> None:
+        """Say that a run has begun (``report`` holds its pipeline and start time).
+
+        Called before the first check, only for notifiers that hear every run
+        (``on: [always]``), so that a service timing runs also sees one that hangs.
+        Does nothing unless a notifier overrides it; raises :class:`angles.ServiceError`.
+        """
+
 
 def format_duration(delta: timedelta) -> str:
     """``3h 12m``, ``45m``, ``20s``."""

@@ -33,6 +33,8 @@ BUILTIN_PLUGINS = (
     "angles.plugins.checks.notion",
     "angles.plugins.checks.backup_freshness",
     "angles.plugins.checks.http",
+    "angles.plugins.checks.notion_sync",
+    "angles.plugins.checks.restore_drill",
     "angles.plugins.sinks.local",
     "angles.plugins.sinks.github",
     "angles.plugins.notifiers.console",
@@ -40,6 +42,7 @@ BUILTIN_PLUGINS = (
     "angles.plugins.notifiers.smtp",
     "angles.plugins.notifiers.webhook",
     "angles.plugins.notifiers.heartbeat",
+    "angles.plugins.notifiers.apprise",
 )
 
 Register = Callable[[type[Plugin]], None]

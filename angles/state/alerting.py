@@ -169,6 +169,34 @@ def send_notifications(context: Context, report: RunReport) -> list[Notification
     return results
 
 
+def announce_start(context: Context, report: RunReport) -> None:
+    """Tell the notifiers that hear every run (all of them in a test run) that it began.
+
+    Only those are told because only they are sure to hear how it ends: a service that
+    times runs would otherwise see one that never finished. A notifier that cannot be
+    told is logged; it never stops the run.
+    """
+    entries = []
+    for entry in context.pipeline.notifiers:
+        cls = context.plugins.notifiers.get(entry["type"])
+        policy = AlertPolicy.from_entry(entry, getattr(cls, "default_on", DEFAULT_ON))
+        if report.test or policy.always:
+            entries.append(entry)
+    if entries:
+        with ThreadPoolExecutor(max_workers=len(entries), thread_name_prefix="notify") as pool:
+            list(pool.map(lambda entry: _start(context, entry, report), entries))
+
+
+def _start(context: Context, entry: dict[str, Any], report: RunReport) -> None:
+    log = context.logger("runs", notifier=entry["name"])
+    try:
+        notifier: Notifier = context.create("notifier", entry["name"], entry)  # type: ignore[assignment]
+        notifier.start(report)
+    except Exception as exc:
+        message = context.redact(str(exc) if isinstance(exc, AnglesError) else one_line(exc))
+        log.warning("start not announced", error=message)
+
+
 def _deliver_all(
     context: Context, plans: list[tuple[dict[str, Any], Notification]]
 ) -> list[NotificationRun]:

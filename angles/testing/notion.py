@@ -2,7 +2,8 @@
 
 It serves what angles reads: ``GET /v1/users/me``, ``GET /v1/databases/{id}`` (with
 ``data_sources`` and no ``properties``), ``GET /v1/data_sources/{id}`` (the schema),
-``POST /v1/data_sources/{id}/query`` (cursor paging, filters, sorts) and
+``POST /v1/data_sources/{id}/query`` (cursor paging, filters, sorts, ``filter_properties``,
+the trash through ``in_trash`` or its older alias ``archived``) and
 ``GET /v1/pages/{id}``. Like the real API it insists on ``Notion-Version`` and a bearer
 token, answers with the documented error bodies (each with a ``request_id``), hides
 databases that are not shared with the integration and can rate-limit with a 429 and
@@ -344,12 +345,17 @@ class NotionServer(ServiceServer):
         last_edited_time: datetime | str | None = None,
         created_time: datetime | str | None = None,
         in_trash: bool | None = None,
+        archived: bool | None = None,
     ) -> None:
         """Change some property values, the timestamps or the trash flag of a page.
 
         Changing properties without ``last_edited_time`` sets it to now (minute precision).
-        A page in the trash is left out of query results.
+        A page in the trash is left out of query results unless the query asks for the
+        trash (``in_trash: true``). ``archived`` is the older name of ``in_trash``: before
+        API version 2026-03-11 the two are one flag, shown under both names.
         """
+        if in_trash is None:
+            in_trash = archived
         with self._data_lock:
             page = self._pages[_compact(page_id) or ""]
             source = self._data_sources[_compact(page.data_source_id) or ""]
@@ -364,6 +370,16 @@ class NotionServer(ServiceServer):
                 page.last_edited_time = _now()
             if in_trash is not None:
                 page.in_trash = in_trash
+
+    def delete_page(self, page_id: str) -> None:
+        """Make a page vanish for good, as when someone empties it from the trash.
+
+        The API cannot do this itself; afterwards the page is ``object_not_found``.
+        """
+        with self._data_lock:
+            page = self._pages.pop(_compact(page_id) or "")
+            source = self._data_sources[_compact(page.data_source_id) or ""]
+            source.pages.remove(page)
 
     def remove_pages(self, data_source_id: str) -> None:
         """Delete every page of a data source (as if the sync emptied it)."""
@@ -653,11 +669,16 @@ class NotionServer(ServiceServer):
         cursor = body.get("start_cursor")
         if cursor is not None and not isinstance(cursor, str):
             raise _validation("body.start_cursor should be a string or `undefined`", cursor)
+        for flag in ("in_trash", "archived"):
+            if body.get(flag) is not None and not isinstance(body[flag], bool):
+                raise _validation(f"body.{flag} should be a boolean or `undefined`", body[flag])
+        # ``archived`` is the deprecated alias of ``in_trash`` (removed in 2026-03-11).
+        trash = body.get("in_trash", body.get("archived"))
         only = {value for key, value in request.query if key == "filter_properties"} or None
 
         with self._data_lock:
             source = self._data_source(data_source_id)
-            rows = [p for p in source.pages if p.in_trash == bool(body.get("in_trash", False))]
+            rows = [p for p in source.pages if p.in_trash == bool(trash)]
             values = {p.id: self._all_values(p, source) for p in rows}
             try:
                 if body.get("filter") is not None:

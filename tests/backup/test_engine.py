@@ -171,7 +171,7 @@ def test_tables_that_cannot_be_backed_up(vault, make_context, tmp_path):
         ]
     )
     loose, missing, fine = run_backups(context)
-    assert loose.status is Status.ERROR and "no primary key" in loose.message
+    assert loose.status is Status.OK and loose.record_count == 0  # no key: every column orders
     assert missing.status is Status.ERROR and "there is no table 'nope'" in missing.message
     assert fine.status is Status.OK and fine.record_count == 0
     assert run_backups(context, ["vault"])[0].name == "vault"

@@ -422,3 +422,39 @@ def test_each_test_starts_empty(notion_server: NotionServer) -> None:
         client(notion_server, retry=False).data_sources.query(
             data_source_id="00000000-0000-0000-0000-000000000000"
         )
+
+
+def test_the_trash_is_queried_apart_and_archived_is_its_older_name(
+    notion_server: NotionServer,
+) -> None:
+    _, source = notion_server.add_database("Log")
+    _, trashed, archived = notion_server.add_pages(
+        source, [{"Name": "kept"}, {"Name": "trashed"}, {"Name": "archived"}]
+    )
+    notion_server.update_page(trashed, in_trash=True)
+    notion_server.update_page(archived, archived=True)
+    notion = client(notion_server)
+
+    assert names(notion.data_sources.query(data_source_id=source)) == ["kept"]
+    for flag in ("in_trash", "archived"):
+        trash = notion.data_sources.query(data_source_id=source, **{flag: True})
+        assert names(trash) == ["trashed", "archived"]
+        assert all(p["in_trash"] and p["archived"] for p in trash["results"])
+    assert names(notion.data_sources.query(data_source_id=source, in_trash=False)) == ["kept"]
+    page = notion.pages.retrieve(page_id=archived)
+    assert (page["in_trash"], page["archived"]) == (True, True)
+    with pytest.raises(APIResponseError) as caught:
+        notion.data_sources.query(data_source_id=source, in_trash="yes")
+    assert caught.value.code == "validation_error"
+
+
+def test_a_page_emptied_from_the_trash_is_gone(notion_server: NotionServer) -> None:
+    _, source = notion_server.add_database("Log")
+    gone, _ = notion_server.add_pages(source, [{"Name": "gone"}, {"Name": "kept"}])
+    notion_server.delete_page(gone)
+    notion = client(notion_server, retry=False)
+    assert names(notion.data_sources.query(data_source_id=source)) == ["kept"]
+    assert names(notion.data_sources.query(data_source_id=source, in_trash=True)) == []
+    with pytest.raises(APIResponseError) as caught:
+        notion.pages.retrieve(page_id=gone)
+    assert caught.value.code == "object_not_found"

@@ -23,7 +23,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from angles import Connection, ServiceError, hookimpl
@@ -182,17 +182,25 @@ class NotionConnection(Connection):
         sorts: list[Mapping[str, Any]] | None = None,
         page_size: int = PAGE_SIZE,
         limit: int | None = None,
+        filter_properties: Sequence[str] | None = None,
+        in_trash: bool | None = None,
     ) -> Iterator[dict[str, Any]]:
         """The pages of a data source, following ``next_cursor`` (``page_size`` at most 100).
 
         Results that are not pages (a query may also return data sources) are skipped;
-        ``limit`` stops after that many pages.
+        ``limit`` stops after that many pages. ``filter_properties`` (property ids, as the
+        data source's schema gives them) limits the properties each page carries;
+        ``in_trash=True`` reads the pages in the trash instead of the others.
         """
         body: dict[str, Any] = {"page_size": min(page_size, PAGE_SIZE)}
         if filter is not None:
             body["filter"] = filter
         if sorts is not None:
             body["sorts"] = sorts
+        if filter_properties is not None:
+            body["filter_properties"] = list(filter_properties)
+        if in_trash is not None:
+            body["in_trash"] = in_trash
         yielded = 0
         cursor: str | None = None
         while True:

@@ -36,10 +36,11 @@ import operator
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
-from angles import Database, Filter, Row, ServiceError, TableSchema, hookimpl
+from angles import Database, Filter, ForeignKey, Row, ServiceError, TableSchema, hookimpl
 from angles.helpers import jsonable, loads_exact, number_from_text
 
 if TYPE_CHECKING:
@@ -61,6 +62,8 @@ _MESSAGES = {
     "PGRST106": "the schema is not exposed",
 }
 _SIMPLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# PostgREST's OpenAPI note on a foreign key column (``makeProperty``).
+_FOREIGN_KEY_NOTE = re.compile(r"<fk table='([^']+)' column='([^']+)'/>")
 
 
 class SupabaseError(ServiceError):
@@ -340,7 +343,25 @@ class SupabaseConnection(Database):
             and _shows_its_default(properties[name])
             and "default" not in properties[name]
         )
-        return TableSchema(table, columns, key, required=required)
+        references: dict[str, list[tuple[str, str]]] = {}
+        for name, p in properties.items():
+            for parent, column in _FOREIGN_KEY_NOTE.findall(str(p.get("description", ""))):
+                references.setdefault(parent, []).append((name, column))
+        foreign_keys = tuple(
+            ForeignKey(tuple(c for c, _ in pairs), parent, tuple(r for _, r in pairs))
+            for parent, pairs in sorted(references.items())
+        )
+        return TableSchema(table, columns, key, required=required, foreign_keys=foreign_keys)
+
+    def list_tables(self) -> dict[str, str]:
+        """The relations the Data API describes: a table where it accepts inserts, else a
+        view (the API does not tell a materialized view, or a view it can write, apart)."""
+        definitions = self._definitions()
+        paths = (self._openapi or {}).get("paths") or {}
+        return {
+            name: "table" if "post" in (paths.get(f"/{name}") or {}) else "view"
+            for name in sorted(definitions)
+        }
 
     def _definitions(self) -> dict[str, Any]:
         """The OpenAPI document's ``definitions`` (read once per connection)."""
@@ -409,13 +430,7 @@ class SupabaseConnection(Database):
 
     def stream(self, table: str, schema: TableSchema, where: Filter | None = None) -> Iterator[Row]:
         """Rows in primary-key order, page by page (keyset), checked against an exact count."""
-        key = schema.primary_key
-        if not key:
-            raise SupabaseError(
-                f"table {table!r} has no primary key; angles reads tables in primary-key order",
-                hint="declare a primary key",
-                table=table,
-            )
+        key = schema.require_primary_key("to read it in order", partial(SupabaseError, table=table))
         # numeric and JSON columns come as text, read here: the client would read their
         # numbers as floats and round the ones wider than a float.
         exact = {
@@ -510,9 +525,7 @@ class SupabaseConnection(Database):
         PostgreSQL refuses in one ``ON CONFLICT`` statement. A batch is one transaction;
         batches before a failed one stay written, and running the restore again is safe.
         """
-        key = schema.primary_key
-        if not key:
-            raise SupabaseError(f"table {table!r} has no primary key to upsert on", table=table)
+        key = schema.require_primary_key("to upsert on", partial(SupabaseError, table=table))
         written = 0
         batch: list[Row] = []
         keys: set[tuple[Any, ...]] = set()

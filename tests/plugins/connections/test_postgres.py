@@ -491,17 +491,61 @@ def test_a_live_restore_failing_half_way_leaves_the_table_unchanged(
     assert angles_cli("backup", path).exit_code == 0
     vault.execute("UPDATE decision_vault SET decision = decision || ' (edited)'")
     before = table_json(vault)
+    # Added after the backup, so the last batch of the restore breaks it.
     vault.execute(
-        """CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN IF NEW.decision = 'poison' THEN RAISE EXCEPTION 'poison refused'; END IF;
-        RETURN NEW; END $$;
-        CREATE TRIGGER refuse_poison BEFORE INSERT OR UPDATE ON decision_vault
-        FOR EACH ROW EXECUTE FUNCTION refuse_poison()"""
+        "ALTER TABLE decision_vault ADD CONSTRAINT poison_refused"
+        " CHECK (decision <> 'poison') NOT VALID"
     )
     live = angles_cli("restore", path, "--live", "--yes")
     assert live.exit_code == 2, live.output
-    assert "poison refused" in live.output
+    assert "poison_refused" in live.output
     assert table_json(vault) == before
+
+
+STAMP_UPDATED_AT = """
+CREATE FUNCTION stamp() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN NEW.updated_at = now(); RETURN NEW; END $$;
+CREATE TRIGGER stamp BEFORE INSERT OR UPDATE ON decision_vault
+FOR EACH ROW EXECUTE FUNCTION stamp();
+"""
+
+
+def test_triggers_do_not_fire_while_a_restore_writes_so_it_converges(
+    vault, pipeline, angles_cli, tmp_path
+):
+    """Supabase's updated_at recipe: a BEFORE UPDATE trigger stamping the row."""
+    insert(vault, [decision(i, updated_at="2025-01-01T00:00:00+00:00") for i in range(20)])
+    vault.execute(STAMP_UPDATED_AT)
+    path = pipeline()
+    assert angles_cli("backup", path).exit_code == 0
+    original = table_json(vault)
+    vault.execute("DELETE FROM decision_vault WHERE id IN (SELECT id FROM decision_vault LIMIT 5)")
+    vault.execute("ALTER TABLE decision_vault DISABLE TRIGGER stamp")
+    vault.execute("UPDATE decision_vault SET decision = 'changed', updated_at = NULL")
+    vault.execute("ALTER TABLE decision_vault ENABLE TRIGGER stamp")
+    live = angles_cli("restore", path, "--live", "--yes", "--overwrite-newer")
+    assert live.exit_code == 0, live.output
+    assert table_json(vault) == original  # no row stamped with the restore's time
+    again = json.loads(angles_cli("restore", path, "--format", "json").stdout)
+    assert again["counts"]["unchanged"] == 20 and again["counts"]["update"] == 0
+
+
+def test_a_restore_that_would_break_a_foreign_key_changes_nothing(
+    vault, pipeline, angles_cli, tmp_path
+):
+    insert(vault, [decision(i) for i in range(3)])
+    vault.execute(
+        "CREATE TABLE owners (id int PRIMARY KEY);"
+        " ALTER TABLE decision_vault ADD COLUMN owner int REFERENCES owners (id);"
+        " INSERT INTO owners VALUES (1); UPDATE decision_vault SET owner = 1"
+    )
+    path = pipeline()
+    assert angles_cli("backup", path).exit_code == 0
+    vault.execute("DELETE FROM decision_vault; DELETE FROM owners")
+    live = angles_cli("restore", path, "--live", "--yes")
+    assert live.exit_code == 2, live.output
+    assert "refer to no row of 'owners'" in live.output
+    assert vault.fetchval("SELECT count(*) FROM decision_vault") == 0
 
 
 def test_a_backup_through_postgres_equals_one_through_supabase(

@@ -123,9 +123,15 @@ def test_missing_file_table_and_primary_key(tmp_path, connect, db):
     with pytest.raises(ServiceError, match="there is no table 'nope'"):
         db.describe("nope")
     with closing(sqlite3.connect(tmp_path / "vault.db")) as raw, raw:
-        raw.execute("CREATE TABLE loose (x TEXT)")
-    with pytest.raises(ServiceError, match="has no primary key"):
-        list(db.stream("loose", db.describe("loose")))
+        raw.execute("CREATE TABLE loose (x TEXT, n INTEGER)")
+        raw.executemany("INSERT INTO loose VALUES (?, ?)", [("b", 1), ("a", 2), ("b", 1), ("a", 1)])
+    # Without a primary key, rows come ordered by every column, repeats kept.
+    assert [tuple(r.values()) for r in db.stream("loose", db.describe("loose"))] == [
+        ("a", 1),
+        ("a", 2),
+        ("b", 1),
+        ("b", 1),
+    ]
 
 
 def test_threads_get_their_own_connection(db):
