@@ -5,7 +5,10 @@ them to it), so a third-party plugin can do whatever a builtin does. Names are i
 on first use: a plugin that imports one helper does not load HTTP or the backup engine.
 
 - HTTP: :func:`request` (angles' retries and one-line errors), :func:`describe_failure`,
-  :func:`user_agent`.
+  :func:`readable_body`, :func:`network_failure` (DNS, TLS, refused, no answer told
+  apart, for any client library), :func:`user_agent`.
+- Retries for other client libraries: :class:`RetryPolicy`, :func:`parse_retry_after`
+  (and ``context.call``, which bounds them by the run's budget); :class:`Budget`.
 - Text: :func:`one_line`, :func:`excerpt`, :func:`plural`, :func:`format_duration`,
   :func:`format_timestamp`, :func:`parse_duration`, :func:`parse_timestamp`.
 - Exact JSON numbers (a numeric wider than a float keeps every digit):
@@ -34,15 +37,27 @@ if TYPE_CHECKING:
     from angles.backup.numbers import loads as loads_exact
     from angles.backup.tables import TableSelection
     from angles.core.durations import parse_duration, parse_timestamp
-    from angles.core.http import describe_failure, request, user_agent
+    from angles.core.http import (
+        describe_failure,
+        network_failure,
+        readable_body,
+        request,
+        user_agent,
+    )
     from angles.core.notifier import format_duration
     from angles.core.report import format_timestamp
+    from angles.core.retry import Budget, RetryPolicy, parse_retry_after
     from angles.core.text import excerpt, one_line, plural
 
 #: Each helper: the module it lives in, and its name there.
 _SOURCES = {
     "BACKUP_SUFFIXES": ("angles.backup.format", "BACKUP_SUFFIXES"),
     "BackupName": ("angles.backup.format", "BackupName"),
+    "Budget": ("angles.core.retry", "Budget"),
+    "RetryPolicy": ("angles.core.retry", "RetryPolicy"),
+    "network_failure": ("angles.core.http", "network_failure"),
+    "parse_retry_after": ("angles.core.retry", "parse_retry_after"),
+    "readable_body": ("angles.core.http", "readable_body"),
     "TableSelection": ("angles.backup.tables", "TableSelection"),
     "describe_failure": ("angles.core.http", "describe_failure"),
     "drill_backup": ("angles.backup.drill", "drill_backup"),
@@ -67,6 +82,8 @@ _SOURCES = {
 __all__ = [
     "BACKUP_SUFFIXES",
     "BackupName",
+    "Budget",
+    "RetryPolicy",
     "TableSelection",
     "describe_failure",
     "drill_backup",
@@ -77,12 +94,15 @@ __all__ = [
     "jsonable",
     "loads_exact",
     "metadata_from_head",
+    "network_failure",
     "number_from_text",
     "one_line",
     "open_backup",
     "parse_duration",
+    "parse_retry_after",
     "parse_timestamp",
     "plural",
+    "readable_body",
     "request",
     "sort_key",
     "user_agent",

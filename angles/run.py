@@ -2,27 +2,41 @@
 
 Checks run concurrently, then backups, then notifications (each notifier's policy
 decides against the state store), then the run is recorded in the state store.
+
+The run has a budget, ``defaults.run_timeout``. Checks and backups get it less a slice
+reserved for the notifications, so that a run out of time still tells people. Checks and
+backups run in daemon threads: one given up on is reported, never waited for, and never
+holds the process's exit.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
-from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from enum import StrEnum
 
 from angles.backup.engine import run_backups
 from angles.core.check import Check
 from angles.core.context import Context
+from angles.core.durations import format_seconds
 from angles.core.errors import AnglesError
-from angles.core.report import CheckRun, RunReport
+from angles.core.report import BackupRun, CheckRun, RunReport
 from angles.core.results import CheckResult, Status
+from angles.core.retry import Budget, RetryPolicy
 from angles.core.text import one_line
 from angles.state.alerting import announce_start, send_notifications
 from angles.state.store import record_run
 
 MAX_CONCURRENT_CHECKS = 16
+#: Seconds a check may run past its connection's worst case, so that the connection's
+#: own message (which names the operation) arrives before the runner gives up.
+GRACE_SECONDS = 5.0
+#: At most this share of the run's budget is kept back for the notifications.
+NOTIFY_SHARE = 0.25
 
 
 class Notify(StrEnum):
@@ -51,14 +65,17 @@ def run_pipeline(
     started = time.perf_counter()
     log = context.logger("runs", test=context.test)
     log.info("run started")
+    context.run_budget = Budget(context.pipeline.run_timeout)
+    context.budget = context.run_budget.until(notification_reserve(context))
     if notify is Notify.ALWAYS:
         announce_start(context, report)
     if checks:
         report.checks = run_checks(context, check_names)
     if backups and context.pipeline.backups and not context.test:
-        report.backups = run_backups(context, backup_names)
+        report.backups = _run_backups_in_time(context, backup_names)
         for backup in report.backups:
             backup.message = context.redact(backup.message)
+    context.budget = context.run_budget  # the slice kept back, and whatever is left
     report.duration_seconds = time.perf_counter() - started
     if notify is Notify.ALWAYS or (notify is Notify.ON_FAILURE and report.status is not Status.OK):
         report.notifications = send_notifications(context, report)
@@ -73,8 +90,23 @@ def run_pipeline(
     return report
 
 
+def notification_reserve(context: Context) -> float:
+    """Seconds kept back from checks and backups for the notifications: what the slowest
+    notifier may take, at most a quarter of the run's budget."""
+    total = context.run_budget.seconds
+    if not context.pipeline.notifiers or total is None:
+        return 0.0
+    slowest = 0.0
+    for entry in context.pipeline.notifiers:
+        cls = context.plugins.notifiers.get(entry["type"])
+        retries = entry.get("retries", getattr(cls, "default_retries", 0))
+        timeout = float(entry.get("timeout_seconds") or context.default_timeout)
+        slowest = max(slowest, RetryPolicy.with_retries(retries).worst_case(timeout))
+    return min(slowest, total * NOTIFY_SHARE)
+
+
 def run_checks(context: Context, names: Sequence[str] = ()) -> list[CheckRun]:
-    """Run the checks concurrently, each within its timeout; results in pipeline order.
+    """Run the checks concurrently, each within its time limit; results in pipeline order.
 
     A check that raises or overruns becomes an error result; it never stops the others.
     """
@@ -82,19 +114,11 @@ def run_checks(context: Context, names: Sequence[str] = ()) -> list[CheckRun]:
     log = context.logger("health")
     if not entries:
         return []
-    pool = ThreadPoolExecutor(
-        max_workers=min(len(entries), MAX_CONCURRENT_CHECKS), thread_name_prefix="check"
-    )
-    try:
-        futures = [
-            (entry, pool.submit(_run_one, context, entry), time.perf_counter()) for entry in entries
-        ]
-        results = [
-            _collect(context, entry, future, submitted) for entry, future, submitted in futures
-        ]
-    finally:
-        # A check that overran keeps its thread; the run does not wait for it.
-        pool.shutdown(wait=False, cancel_futures=True)
+    slots = threading.BoundedSemaphore(MAX_CONCURRENT_CHECKS)
+    workers = [_Worker(lambda entry=entry: _run_one(context, entry), slots) for entry in entries]
+    results = [
+        _collect(context, entry, worker) for entry, worker in zip(entries, workers, strict=True)
+    ]
     for result in results:
         getattr(log, result.status.log_level)(
             "check finished",
@@ -107,8 +131,43 @@ def run_checks(context: Context, names: Sequence[str] = ()) -> list[CheckRun]:
     return results
 
 
-def _timeout(context: Context, entry: dict) -> float:
+class _Worker:
+    """``work()`` in a daemon thread (at most ``slots`` at once): a worker that overruns
+    is abandoned and never joined, so it cannot hold the process's exit."""
+
+    def __init__(self, work: Callable[[], object], slots: threading.BoundedSemaphore) -> None:
+        self.future: Future = Future()
+        self.thread_id: int | None = None
+        self.started = time.perf_counter()
+        self._work, self._slots = work, slots
+        threading.Thread(target=self._run, name="angles-worker", daemon=True).start()
+
+    def _run(self) -> None:
+        with self._slots:
+            self.thread_id = threading.get_ident()
+            self.started = time.perf_counter()
+            try:
+                self.future.set_result(self._work())
+            except BaseException as exc:
+                self.future.set_exception(exc)
+
+
+def check_limit(context: Context, entry: dict) -> float:
+    """The seconds a check is given: its ``timeout_seconds``, else the pipeline default."""
     return float(entry.get("timeout_seconds") or context.default_timeout)
+
+
+def check_deadline(context: Context, entry: dict) -> float:
+    """Seconds the runner waits for a check: its limit, and always more than its
+    connection's worst case (every try timing out, waits included), plus a grace so
+    that the check's or connection's own message, which names the operation, wins."""
+    limit = check_limit(context, entry)
+    name = entry.get("connection")
+    if isinstance(name, str) and name in context.pipeline.connections:
+        # a connection that cannot be made fails in the check, with its own message
+        with contextlib.suppress(Exception):
+            limit = max(limit, context.connection(name).time_bound())
+    return limit + min(GRACE_SECONDS, limit / 2)
 
 
 def _run_one(context: Context, entry: dict) -> tuple[CheckResult, float]:
@@ -127,17 +186,29 @@ def _run_one(context: Context, entry: dict) -> tuple[CheckResult, float]:
     return result, time.perf_counter() - started
 
 
-def _collect(context: Context, entry: dict, future: Future, submitted: float) -> CheckRun:
-    timeout = _timeout(context, entry)
-    remaining = max(0.0, submitted + timeout - time.perf_counter())
-    try:
-        result, duration = future.result(timeout=remaining)
-    except TimeoutError:
-        future.cancel()
-        result = CheckResult.error(f"timed out after {timeout:g}s")
-        duration = time.perf_counter() - submitted
-    except Exception as exc:  # raised while creating the check
-        result, duration = CheckResult.error(one_line(exc)), time.perf_counter() - submitted
+def _collect(context: Context, entry: dict, worker: _Worker) -> CheckRun:
+    deadline = check_deadline(context, entry)
+    while True:
+        # a check waiting for a free slot has not started: its own time has not either
+        started = worker.started if worker.thread_id is not None else time.perf_counter()
+        left = min(started + deadline - time.perf_counter(), context.budget.remaining())
+        try:
+            result, duration = worker.future.result(timeout=max(0.0, left))
+            break
+        except TimeoutError:
+            if worker.thread_id is None and not context.budget.spent:
+                continue
+            out_of_run = context.budget.remaining() <= 0
+            limit = check_limit(context, entry)
+            result = CheckResult.error(_overran(context, worker.thread_id, limit, out_of_run))
+            duration = time.perf_counter() - worker.started
+            break
+        except Exception as exc:  # raised while creating the check
+            result, duration = (
+                CheckResult.error(one_line(exc)),
+                time.perf_counter() - worker.started,
+            )
+            break
     # Secrets are removed here, at the source, so no report or notifier ever sees them.
     return CheckRun(
         name=entry["name"],
@@ -147,3 +218,30 @@ def _collect(context: Context, entry: dict, future: Future, submitted: float) ->
         duration_seconds=duration,
         details=context.redact(result.details),
     )
+
+
+def _overran(context: Context, thread_id: int | None, deadline: float, out_of_run: bool) -> str:
+    """Why a check or backup was given up on, naming the service it was waiting on."""
+    if out_of_run:
+        limit = format_seconds(context.run_budget.seconds or 0)
+        why = f"the run's time limit (defaults.run_timeout: {limit}) was spent"
+    else:
+        why = f"no result within {deadline:g}s (the check's time limit)"
+    waiting = context.activity.of(thread_id)
+    if waiting is None:
+        return f"{why}; it was not waiting on any service"
+    service, operation = waiting
+    return f"{service}: {operation}: {why} while waiting for an answer"
+
+
+def _run_backups_in_time(context: Context, names: Sequence[str]) -> list[BackupRun]:
+    """The backups, given up on (each reported as an error) when the run's budget ends."""
+    worker = _Worker(lambda: run_backups(context, names), threading.BoundedSemaphore(1))
+    try:
+        left = context.budget.remaining()
+        return worker.future.result(timeout=None if left == float("inf") else left + 1.0)
+    except TimeoutError:
+        message = _overran(context, worker.thread_id, 0, out_of_run=True)
+        context.logger("backup").error("backups given up", error=message)
+        entries = context.pipeline.select("backups", names)
+        return [BackupRun(entry["name"], Status.ERROR, message=message) for entry in entries]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from angles.core.errors import PipelineError, Problem
-from angles.core.kinds import KIND, KINDS
+from angles.core.kinds import KIND, KINDS, POSITIVE_DURATION_PATTERN
 from angles.core.pipeline import Pipeline
 from angles.core.plugins import Plugins
 from angles.core.redact import Redactor, is_secret_name
@@ -502,6 +502,8 @@ def _describe(error: Any) -> list[tuple[KeyPath, str]]:
         return [((), f"must be {value!r}, got {_show(instance)}")]
     if validator == "pattern" and error.schema.get("pattern") == r"^\s*\d+\s*(s|m|h|d|w)\s*$":
         return [((), f"expected a duration such as 30m, 6h or 1d, got {_show(instance)}")]
+    if validator == "pattern" and error.schema.get("pattern") == POSITIVE_DURATION_PATTERN:
+        return [((), f"expected a duration above zero, such as 15m or 1h, got {_show(instance)}")]
     if validator in {"minimum", "exclusiveMinimum", "maximum", "minItems", "minLength"}:
         return [((), f"{_show(instance)} is too small ({validator} {value})")]
     return [((), error.message)]

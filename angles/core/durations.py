@@ -18,6 +18,17 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
 
 
+def format_seconds(seconds: float) -> str:
+    """``900`` → ``15m``: the largest unit that says it exactly (``90s``, ``2h``)."""
+    whole = round(seconds)
+    if whole != seconds or whole <= 0:
+        return f"{seconds:g}s"
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if whole % size == 0:
+            return f"{whole // size}{unit}"
+    return f"{whole}s"
+
+
 def parse_timestamp(value: Any) -> datetime | None:
     """A row's timestamp value as an aware datetime (naive ones are taken as UTC)."""
     if isinstance(value, datetime):

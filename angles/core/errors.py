@@ -63,14 +63,31 @@ class PluginError(AnglesError):
 class ServiceError(AnglesError):
     """A service (Supabase, Notion, GitHub, Slack, a mail server…) failed.
 
-    The message names the service; the hint says what to check.
+    The message names the service; the hint says what to check. ``transient`` marks a
+    failure worth another try (a 429, a 5xx, a timeout, a refused connection), and
+    ``retry_after`` the wait the service asked for (see :mod:`angles.core.retry`).
     """
 
     exit_code = ExitCode.ERROR
 
-    def __init__(self, service: str, message: str, *, hint: str | None = None) -> None:
+    def __init__(
+        self,
+        service: str,
+        message: str,
+        *,
+        hint: str | None = None,
+        transient: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
         self.service = service
+        self.transient = transient
+        self.retry_after = retry_after
         super().__init__(f"{service}: {message}", hint=hint)
+
+    def note(self, text: str) -> None:
+        """Add ``text`` to the message (how often it was tried, why not again)."""
+        self.message = f"{self.message}; {text}"
+        self.args = (self.message,)
 
 
 class BackupError(AnglesError):

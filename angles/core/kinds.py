@@ -16,6 +16,8 @@ from angles.core.plugin import Plugin
 from angles.core.sink import Sink
 
 DURATION_PATTERN = r"^\s*\d+\s*(s|m|h|d|w)\s*$"
+#: A duration that is not zero (``defaults.run_timeout``).
+POSITIVE_DURATION_PATTERN = r"^\s*0*[1-9]\d*\s*(s|m|h|d|w)\s*$"
 
 
 @dataclass(frozen=True)

@@ -100,10 +100,12 @@ class Notifier(Plugin):
     #: The ``on`` list used when the pipeline entry gives none.
     default_on: ClassVar[tuple[str, ...]] = ("warning", "error", "recovery")
 
+    default_retries: ClassVar[int] = 2
+
     @property
     def retries(self) -> int:
         """Attempts after a temporary failure (``retries``, default 2)."""
-        return int(self.config.get("retries", 2))
+        return int(self.config.get("retries", self.default_retries))
 
     def send(self, notification: Notification) -> None:
         """Deliver the notification or raise :class:`angles.ServiceError`."""

@@ -10,6 +10,7 @@ from typing import Any
 from angles.core.errors import AnglesError
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
+DEFAULT_RUN_TIMEOUT = "15m"
 
 
 @dataclass
@@ -70,6 +71,13 @@ class Pipeline:
     @property
     def timeout_seconds(self) -> float:
         return float(self.defaults.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS))
+
+    @property
+    def run_timeout(self) -> float:
+        """Seconds the whole run may take (``defaults.run_timeout``, default 15m)."""
+        from angles.core.durations import parse_duration
+
+        return parse_duration(self.defaults.get("run_timeout", DEFAULT_RUN_TIMEOUT)).total_seconds()
 
     def select(self, section: str, names: Sequence[str] = ()) -> list[dict[str, Any]]:
         """The entries of a list section (``checks``, ``backups``…) named, all when

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from angles.core.retry import RetryPolicy
+
 if TYPE_CHECKING:
     from angles.core.context import Context
 
@@ -28,6 +30,8 @@ class Plugin:
         "properties": {},
         "additionalProperties": False,
     }
+    #: Tries after the first for a transient failure, unless the entry sets ``retries``.
+    default_retries: ClassVar[int] = 0
 
     def __init__(self, name: str, config: Mapping[str, Any], context: Context) -> None:
         self.name = name
@@ -38,6 +42,16 @@ class Plugin:
     def timeout(self) -> float:
         """Seconds one operation may take: ``timeout_seconds``, else the pipeline default."""
         return float(self.config.get("timeout_seconds") or self.context.default_timeout)
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """How this plugin's calls are retried (see :mod:`angles.core.retry`)."""
+        return RetryPolicy.with_retries(int(self.config.get("retries", self.default_retries)))
+
+    def time_bound(self) -> float:
+        """The longest one call of this plugin can take: every try timing out, waits
+        included. The runner gives a check longer than its connection's bound."""
+        return self.retry_policy.worst_case(self.timeout)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"

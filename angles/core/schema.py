@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from angles.core.kinds import KIND, KINDS
+from angles.core.kinds import KIND, KINDS, POSITIVE_DURATION_PATTERN
 from angles.core.plugins import Plugins, Registry
 
 CONNECTION_KEY = {
@@ -130,6 +130,13 @@ CORE_SCHEMA: dict[str, Any] = {
                     "type": "number",
                     "exclusiveMinimum": 0,
                     "description": "Seconds a check or notification may take (default 30).",
+                },
+                "run_timeout": {
+                    "type": "string",
+                    "pattern": POSITIVE_DURATION_PATTERN,
+                    "description": "How long the whole run may take, e.g. 15m (the default) or "
+                    "1h; what has not finished by then is reported as an error, and the "
+                    "notifications are still sent.",
                 },
             },
         },

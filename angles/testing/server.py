@@ -260,7 +260,8 @@ def _make_handler(service: ServiceServer) -> type[BaseHTTPRequestHandler]:
                     response = service.handle(request)
                 except Exception as exc:  # a bug in an imitation must be visible in the test
                     response = Response(500, f"{type(exc).__name__}: {exc}".encode())
-            self._send(response)
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self._send(response)  # a client that gave up waiting has hung up
 
         def _send(self, response: Response) -> None:
             payload = response.encoded_body()

@@ -91,24 +91,25 @@ class HttpCheck(Check):
     def run(self) -> CheckResult:
         import httpx
 
-        from angles.helpers import excerpt
+        from angles.helpers import excerpt, network_failure
 
         url, method = self.config["url"], self.config.get("method", "GET")
         expected = self.config.get("expect_status", 200)
         expected = [expected] if isinstance(expected, int) else list(expected)
         details: dict[str, Any] = {"url": url, "method": method}
         started = time.perf_counter()
+        client = self.context.http_client("HTTP", timeout=self.timeout)
         try:
-            with self.context.http_client("HTTP", timeout=self.timeout) as client:
-                response = client.request(method, url, headers=self.config.get("headers") or {})
-        except httpx.TimeoutException:
-            return CheckResult.error(
-                f"{method} {url}: no answer within {self.timeout:g}s", **details
-            )
+            with self.context.activity.doing("HTTP", f"{method} {url}"):
+                response = client.request(
+                    method,
+                    url,
+                    headers=self.config.get("headers") or {},
+                    timeout=self.context.budget.bound(self.timeout),
+                )
         except httpx.HTTPError as exc:
-            return CheckResult.error(
-                f"{method} {url}: could not connect ({type(exc).__name__})", **details
-            )
+            message = network_failure(exc, self.timeout)[0]
+            return CheckResult.error(f"{method} {url}: {message}", **details)
         latency_ms = round((time.perf_counter() - started) * 1000)
         details.update(status_code=response.status_code, latency_ms=latency_ms)
         if response.status_code not in expected:

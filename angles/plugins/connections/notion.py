@@ -10,9 +10,11 @@ Under API version 2025-09-03 a database is a container of data sources, and the 
 the schema belong to a data source: :meth:`NotionConnection.data_source_id` finds the one
 a database holds, :meth:`~NotionConnection.query` pages through its rows.
 
-Requests are paced to about three a second (Notion's average limit, bursts allowed); a
-429 is retried by notion-client after ``Retry-After``. Every failure becomes a
-:class:`ServiceError` that says what to check.
+Requests are paced to about three a second (Notion's average limit, bursts allowed). A
+429 (after its ``Retry-After``), a 5xx, a timeout and a refused connection are retried by
+angles' retry policy, within the run's budget; notion-client's own retries are switched
+off so that the two never multiply. Every failure becomes a :class:`ServiceError` that
+says what to check.
 """
 
 from __future__ import annotations
@@ -33,8 +35,6 @@ if TYPE_CHECKING:
 API_VERSION = "2025-09-03"
 DEFAULT_API_URL = "https://api.notion.com"
 PAGE_SIZE = 100
-#: Attempts notion-client makes on a 429 (or a 5xx on GET) before giving up.
-ATTEMPTS = 3
 
 # notion-client adds a console handler to its logger each time it makes one itself; a
 # logger of our own, silent, avoids that (failures are reported as ServiceErrors).
@@ -80,6 +80,7 @@ class NotionConnection(Connection):
     #: Notion allows about three requests a second per integration, with bursts.
     requests_per_second: ClassVar[float] = 3.0
     burst: ClassVar[int] = 5
+    default_retries: ClassVar[int] = 2
     config_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
         "properties": {
@@ -98,6 +99,13 @@ class NotionConnection(Connection):
                 "type": "number",
                 "exclusiveMinimum": 0,
                 "description": "Seconds each request may take (default: defaults.timeout_seconds).",
+            },
+            "retries": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": 5,
+                "description": "Times a request failing on a 429, a 5xx, a timeout or a refused "
+                "connection is tried again, after Retry-After or 1, 2, 4… s (default 2).",
             },
         },
         "required": ["token"],
@@ -118,7 +126,7 @@ class NotionConnection(Connection):
         with self._lock:
             if self._client is None:
                 from notion_client import Client
-                from notion_client.client import ClientOptions, RetryOptions
+                from notion_client.client import ClientOptions
 
                 self._http = self.context.http_client(
                     self.service, event_hooks={"request": [self._pace]}
@@ -129,7 +137,7 @@ class NotionConnection(Connection):
                     timeout_ms=round(self.timeout * 1000),
                     notion_version=API_VERSION,
                     logger=_LOGGER,
-                    retry=RetryOptions(max_retries=ATTEMPTS - 1),
+                    retry=False,  # angles retries, within the run's budget
                 )
                 self._client = Client(options, client=self._http)
             return self._client
@@ -225,6 +233,17 @@ class NotionConnection(Connection):
     # -- errors ------------------------------------------------------------------------------
 
     def _call(self, what: str, send: Any, *, not_found: str | None = None) -> Any:
+        return self.context.call(
+            self.service,
+            what,
+            send,
+            policy=self.retry_policy,
+            failure=lambda exc: self._failure(exc, what, not_found),
+        )
+
+    def _failure(self, exc: Exception, what: str, not_found: str | None) -> ServiceError | None:
+        """What notion-client (or httpx below it) raised, as one line saying what to check;
+        a 429, a 5xx, a timeout and a refused connection are worth another try."""
         import httpx
         from notion_client.errors import (
             APIResponseError,
@@ -232,34 +251,44 @@ class NotionConnection(Connection):
             UnknownHTTPResponseError,
         )
 
-        try:
-            return send()
-        except APIResponseError as exc:
-            raise self._api_error(exc, what, not_found) from exc
-        except RequestTimeoutError as exc:
-            raise ServiceError(
+        from angles.helpers import network_failure, parse_retry_after, readable_body
+
+        if isinstance(exc, APIResponseError):
+            error = self._api_error(exc, what, not_found)
+        elif isinstance(exc, RequestTimeoutError):
+            return ServiceError(
                 self.service,
-                f"{what}: timed out after {self.timeout:g}s",
+                f"{what}: no answer within {self.timeout:g}s",
                 hint="is Notion reachable? raise timeout_seconds of the connection",
-            ) from exc
-        except UnknownHTTPResponseError as exc:
-            raise ServiceError(
+                transient=True,
+            )
+        elif isinstance(exc, UnknownHTTPResponseError):
+            body = readable_body(str(exc.body or ""), _header(exc, "content-type"))
+            error = ServiceError(
                 self.service,
-                f"{what}: HTTP {exc.status} ({_excerpt(exc.body)})",
+                f"{what}: HTTP {exc.status} ({_excerpt(body) or 'no body'})",
                 hint="Notion may be having trouble; see https://status.notion.so",
-            ) from exc
-        except httpx.TransportError as exc:
-            raise ServiceError(
+            )
+        elif isinstance(exc, httpx.TransportError):
+            message, _hint, transient = network_failure(exc, self.timeout)
+            return ServiceError(
                 self.service,
-                f"{what}: could not connect to {self.api_url} ({type(exc).__name__})",
+                f"{what}: {message} at {self.api_url}",
                 hint="check the network, and api_url of the connection if set",
-            ) from exc
-        except json.JSONDecodeError as exc:
-            raise ServiceError(
+                transient=transient,
+            )
+        elif isinstance(exc, json.JSONDecodeError):
+            return ServiceError(
                 self.service,
                 f"{what}: the answer was not JSON",
                 hint=f"is {self.api_url} the Notion API? check api_url of the connection",
-            ) from exc
+            )
+        else:
+            return None
+        status = int(getattr(exc, "status", 0) or 0)
+        error.transient = status == 429 or status >= 500
+        error.retry_after = parse_retry_after(_header(exc, "retry-after"))
+        return error
 
     def _api_error(self, exc: Any, what: str, not_found: str | None) -> ServiceError:
         code = str(getattr(exc.code, "value", exc.code))  # APIErrorCode is a str enum
@@ -275,7 +304,7 @@ class NotionConnection(Connection):
         elif code == "rate_limited":
             return ServiceError(
                 self.service,
-                f"{what}: still rate limited after {ATTEMPTS} attempts (HTTP 429)",
+                f"{what}: rate limited (HTTP 429)",
                 hint="Notion allows about 3 requests a second; run less often or try later",
             )
         elif code == "validation_error" and "path" in str(exc):
@@ -283,6 +312,19 @@ class NotionConnection(Connection):
         else:
             hint = None
         return ServiceError(self.service, f"{what}: {detail}", hint=hint)
+
+
+def _header(exc: Any, name: str) -> str:
+    headers = getattr(exc, "headers", None) or {}
+    return str(httpx_header(headers, name) or "")
+
+
+def httpx_header(headers: Any, name: str) -> str | None:
+    """A header of an httpx ``Headers`` (or a plain mapping), looked up case-insensitively."""
+    for key, value in dict(headers).items():
+        if str(key).lower() == name:
+            return str(value)
+    return None
 
 
 def choose_data_source(

@@ -17,9 +17,11 @@ It speaks through supabase-py, imported on first use so that ``angles --help`` s
   (``sb_secret_``) key may read.
 * Writes are upserts on the primary key, in batches, with ``return=minimal`` and an exact
   count to confirm every row was written. Each batch is one PostgREST transaction.
-* Reads are retried, with a 1, 2, 4 s backoff, on 502/503/504/520/522/524, on PostgREST's
-  "retrying" errors, on timeouts and on dropped or refused connections; writes never are.
-  supabase-py's own retries are switched off so that the two never multiply.
+* Reads are retried by angles' retry policy (1, 2, 4 s apart, within the run's budget) on
+  502/503/504/520/522/524, on PostgREST's "retrying" errors, on timeouts and on dropped or
+  refused connections; a 429 is retried for any request (nothing was applied), after its
+  ``Retry-After``; other writes never are. supabase-py's own retries are switched off so
+  that the two never multiply.
 
 The key is a secret: it never appears in a message.
 """
@@ -33,7 +35,6 @@ import itertools
 import operator
 import re
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -43,6 +44,7 @@ from angles import Database, Filter, ForeignKey, Row, ServiceError, TableSchema,
 from angles.helpers import jsonable, loads_exact, number_from_text
 
 if TYPE_CHECKING:
+    import httpx
     from supabase import Client
 
 #: Supabase's default db-max-rows: no page may ask for more.
@@ -88,6 +90,7 @@ class SupabaseConnection(Database):
     service = "Supabase"
     description = "A Supabase project's tables, through its REST API (supabase-py)."
     page_size: ClassVar[int] = MAX_PAGE_SIZE
+    default_retries: ClassVar[int] = 3
     config_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
         "required": ["url", "key"],
@@ -125,8 +128,8 @@ class SupabaseConnection(Database):
                 "type": "integer",
                 "minimum": 0,
                 "maximum": 5,
-                "description": "Times a read failing on a transient error (503, 520, 522, a "
-                "timeout) is tried again, after 1, 2, 4… s (default 3).",
+                "description": "Times a read failing on a transient error (429, 503, 520, "
+                "522, a timeout) is tried again, after 1, 2, 4… s (default 3).",
             },
         },
     }
@@ -136,7 +139,8 @@ class SupabaseConnection(Database):
         self.url: str = config["url"].rstrip("/")
         self.schema: str = config.get("schema", "public")
         self.page_size = int(config.get("page_size", MAX_PAGE_SIZE))  # type: ignore[misc]
-        self.retries = int(config.get("retries", 3))
+        self.retries = int(config.get("retries", self.default_retries))
+        self._answers = threading.local()
         self._key: str = config["key"]
         self._lock = threading.Lock()
         self._client: Client | None = None
@@ -152,7 +156,11 @@ class SupabaseConnection(Database):
                 from supabase import create_client
                 from supabase.lib.client_options import SyncClientOptions
 
-                self._http = self.context.http_client(self.service, timeout=self.timeout)
+                self._http = self.context.http_client(
+                    self.service,
+                    timeout=self.timeout,
+                    event_hooks={"response": [self._note_answer]},
+                )
                 options = SyncClientOptions(
                     schema=self.schema,
                     httpx_client=self._http,
@@ -172,40 +180,75 @@ class SupabaseConnection(Database):
         return self.client().table(table)
 
     def _run(self, send: Callable[[], Any], what: str, table: str | None, read: bool) -> Any:
-        """Call ``send()`` (which sends one request), retrying a read on transient failures."""
+        """Call ``send()`` (which sends one request), retrying a read on transient failures
+        (and any request on a 429, which PostgREST never applied) within the run's budget."""
         import httpx
         from postgrest.exceptions import APIError
 
-        attempt = 0
-        while True:
-            try:
-                return send()
-            except (APIError, httpx.TransportError) as exc:
-                error = self._error(exc, what, table, read)
-                if not (read and attempt < self.retries and _transient(error.code)):
-                    raise error from exc
-            time.sleep(min(2**attempt, 30))
-            attempt += 1
+        def failure(exc: Exception) -> SupabaseError | None:
+            if not isinstance(exc, APIError | httpx.TransportError):
+                return None
+            status, retry_after = getattr(self._answers, "last", (None, None))
+            error = self._error(exc, what, table, read, status=status)
+            error.transient = error.code == "429" or (read and _transient(error.code))
+            error.retry_after = retry_after
+            return error
 
-    def _error(self, exc: Exception, what: str, table: str | None, read: bool) -> SupabaseError:
+        def attempt() -> Any:
+            self._answers.last = (None, None)
+            return send()
+
+        return self.context.call(
+            self.service, what, attempt, policy=self.retry_policy, failure=failure
+        )
+
+    def _note_answer(self, response: httpx.Response) -> None:
+        """Remember the status and ``Retry-After`` of this thread's last answer: supabase-py
+        raises errors without them."""
+        from angles.helpers import parse_retry_after
+
+        self._answers.last = (
+            response.status_code,
+            parse_retry_after(response.headers.get("Retry-After")),
+        )
+
+    def _error(
+        self,
+        exc: Exception,
+        what: str,
+        table: str | None,
+        read: bool,
+        *,
+        status: int | None = None,
+    ) -> SupabaseError:
         """One clear, secret-free line for a failed request, saying what to check."""
         import httpx
+
+        from angles.helpers import network_failure
 
         host = urlsplit(self.url).netloc or self.url
         if isinstance(exc, httpx.TimeoutException):
             unknown = "" if read else "; it may or may not have been applied (retrying is safe)"
             return SupabaseError(
-                f"{what}: no answer from {host} within {self.timeout:g}s{unknown}",
-                hint=f"is the project up? raise timeout_seconds of the connection {self.name!r}",
+                f"{what}: no answer within {self.timeout:g}s{unknown}",
+                hint=f"is the project at {host} up? raise timeout_seconds of the connection "
+                f"{self.name!r}",
                 code="timeout",
                 table=table,
             )
         if isinstance(exc, httpx.TransportError):
-            reason = "connection refused" if isinstance(exc, httpx.ConnectError) else "failed"
+            message = network_failure(exc, self.timeout)[0]
             return SupabaseError(
-                f"{what}: cannot reach {host} ({reason}: {type(exc).__name__})",
+                f"{what}: {message} at {host}",
                 hint=self._url_hint,
                 code="network",
+                table=table,
+            )
+        if status == 429:
+            return SupabaseError(
+                f"{what}: rate limited (HTTP 429)",
+                hint="Supabase limits requests per key and IP: run less often or try later",
+                code="429",
                 table=table,
             )
         code = str(getattr(exc, "code", None) or "")
@@ -373,7 +416,7 @@ class SupabaseConnection(Database):
         self, error: SupabaseError, table: str, where: Filter | None, what: str
     ) -> SupabaseError:
         """A HEAD error has no body: ask again with a GET to get PostgREST's explanation."""
-        if error.code in ("network", "timeout") or error.code in RETRY_CODES:
+        if error.code in ("network", "timeout", "429") or error.code in RETRY_CODES:
             return error
 
         def build() -> Any:

@@ -77,18 +77,20 @@ class HeartbeatNotifier(Notifier):
         from angles.helpers import request  # httpx is slow to import
 
         method = self.config.get("method", "POST")
-        with self.context.http_client("Heartbeat", timeout=self.timeout) as client:
-            request(
-                client,
-                method,
-                url,
-                service="Heartbeat",
-                retries=self.retries,
-                hint=hint,
-                redact=self.context.redact,
-                content=body.encode() if body is not None else None,
-                headers={"Content-Type": "text/plain; charset=utf-8"} if body else None,
-            )
+        client = self.context.http_client("Heartbeat")
+        request(
+            client,
+            method,
+            url,
+            service="Heartbeat",
+            retries=self.retries,
+            hint=hint,
+            redact=self.context.redact,
+            what="pinging",
+            timeout=self.timeout,
+            content=body.encode() if body is not None else None,
+            headers={"Content-Type": "text/plain; charset=utf-8"} if body else None,
+        )
 
 
 def append_path(url: str, segment: str) -> str:

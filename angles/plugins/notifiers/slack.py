@@ -67,21 +67,32 @@ class SlackNotifier(Notifier):
         for key in ("username", "icon_emoji"):
             if key in self.config:
                 payload[key] = self.config[key]
-        timeout = self.timeout
-        with self.context.http_client("Slack", timeout=timeout) as client:
-            response = request(
-                client,
-                "POST",
-                self.config["webhook_url"],
-                service="Slack",
-                retries=self.retries,
-                hint=hint,
-                redact=self.context.redact,
-                json=payload,
-            )
+        client = self.context.http_client("Slack")
+        response = request(
+            client,
+            "POST",
+            self.config["webhook_url"],
+            service="Slack",
+            retries=self.retries,
+            hint=hint,
+            redact=self.context.redact,
+            what="posting the message",
+            timeout=self.timeout,
+            json=payload,
+        )
         if response.status_code != 200:  # only a 200 means the message was posted
             raise ServiceError(
-                "Slack", describe_failure(response, self.context.redact), hint=hint(response)
+                "Slack",
+                f"posting the message: {describe_failure(response, self.context.redact)}",
+                hint=hint(response),
+            )
+        if response.text.strip() != "ok":  # a webhook answers "ok"; anything else is not Slack
+            raise ServiceError(
+                "Slack",
+                'posting the message: the answer was not Slack\'s "ok" '
+                f"({describe_failure(response, self.context.redact)}), so it was not delivered",
+                hint="check SLACK_WEBHOOK_URL: a https://hooks.slack.com/services/… URL "
+                "(a proxy or a captive portal may be answering instead)",
             )
 
 

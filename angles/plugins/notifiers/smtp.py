@@ -5,12 +5,11 @@ from __future__ import annotations
 import html
 import os
 import socket
-import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from angles import Notification, Notifier, ServiceError, hookimpl
-from angles.helpers import format_duration, format_timestamp
+from angles.helpers import RetryPolicy, format_duration, format_timestamp
 
 if TYPE_CHECKING:
     import smtplib
@@ -97,24 +96,31 @@ class SMTPNotifier(Notifier):
         return f"{self.config['host']}:{self.port}"
 
     def send(self, notification: Notification) -> None:
-        import smtplib  # with ssl and email, slow to import: only when mail is sent
 
         message = self.build(notification)
-        retries = self.retries
-        for attempt in range(retries + 1):
-            try:
-                refused = self._deliver(message)
-                break
-            except smtplib.SMTPResponseException as exc:
-                if exc.smtp_code not in TRANSIENT_CODES or attempt == retries:
-                    raise self._error(exc) from exc
-            except smtplib.SMTPRecipientsRefused as exc:
-                raise self._refused(exc.recipients, everyone=True) from exc
-            except (smtplib.SMTPException, OSError) as exc:
-                raise self._error(exc) from exc
-            time.sleep(self.retry_backoff * 2**attempt)
+        refused = self.context.call(
+            SERVICE,
+            f"sending the e-mail through {self.where}",
+            lambda: self._deliver(message),
+            policy=RetryPolicy.with_retries(self.retries, backoff=self.retry_backoff),
+            failure=self._failure,
+        )
         if refused:
             raise self._refused(refused, everyone=False)
+
+    def _failure(self, exc: Exception) -> ServiceError | None:
+        """The delivery's failure; a "try again later" reply (4xx) is worth another try."""
+        import smtplib
+
+        if isinstance(exc, smtplib.SMTPRecipientsRefused):
+            return self._refused(exc.recipients, everyone=True)
+        if not isinstance(exc, smtplib.SMTPException | OSError):
+            return None
+        error = self._error(exc)
+        error.transient = (
+            isinstance(exc, smtplib.SMTPResponseException) and exc.smtp_code in TRANSIENT_CODES
+        )
+        return error
 
     def build(self, notification: Notification) -> EmailMessage:
         """The e-mail: subject, headers, a text part and an HTML part."""
@@ -200,6 +206,12 @@ class SMTPNotifier(Notifier):
                 SERVICE,
                 f"{where} does not offer {exc}",
                 hint="check tls: (most servers offer AUTH only after STARTTLS)",
+            )
+        if isinstance(exc, smtplib.SMTPResponseException) and exc.smtp_code < 0:
+            return ServiceError(  # smtplib could not read a reply code: not a mail server
+                SERVICE,
+                f"{where} did not answer as a mail server ({_text(exc.smtp_error)})",
+                hint="check host and port: they should be the mail server's SMTP port",
             )
         if isinstance(exc, smtplib.SMTPResponseException):
             hint = "the server asks to try later" if exc.smtp_code in TRANSIENT_CODES else None

@@ -44,19 +44,20 @@ class WebhookNotifier(Notifier):
 
         headers = {"X-Angles-Test": "true"} if notification.test else {}
         headers.update(self.config.get("headers") or {})
-        timeout = self.timeout
-        with self.context.http_client("Webhook", timeout=timeout) as client:
-            request(
-                client,
-                self.config.get("method", "POST"),
-                self.config["url"],
-                service="Webhook",
-                retries=self.retries,
-                hint=hint,
-                redact=self.context.redact,
-                headers=headers,
-                json=self.context.redact(payload(notification)),
-            )
+        client = self.context.http_client("Webhook")
+        request(
+            client,
+            self.config.get("method", "POST"),
+            self.config["url"],
+            service="Webhook",
+            retries=self.retries,
+            hint=hint,
+            redact=self.context.redact,
+            what="posting the report",
+            timeout=self.timeout,
+            headers=headers,
+            json=self.context.redact(payload(notification)),
+        )
 
 
 def payload(notification: Notification) -> dict[str, Any]:

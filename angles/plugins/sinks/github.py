@@ -32,10 +32,10 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import functools
 import hashlib
 import io
 import json
+import math
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -123,6 +123,8 @@ class GitHubSink(Sink):
     commit_attempts: ClassVar[int] = 5
     #: first pause (seconds, doubling) before rebuilding a commit on a moved branch
     retry_backoff: ClassVar[float] = 0.25
+    #: tries after the first for a 5xx, a timeout or a refused connection
+    default_retries: ClassVar[int] = 2
     config_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
         "properties": {
@@ -274,13 +276,15 @@ class GitHubSink(Sink):
             client = Github(
                 auth=Auth.Token(self.config["token"]),
                 base_url=self.config.get("api_url") or "https://api.github.com",
-                timeout=int(max(1, self.context.default_timeout)),
+                timeout=max(1, math.ceil(self.timeout)),  # PyGithub takes whole seconds
                 user_agent=user_agent(),
-                retry=_retry_class()(max_rate_limit_wait=self.max_wait),
+                retry=None,  # angles retries, within the run's budget (PyGithub's multiply)
                 per_page=100,
                 **options,
             )
-            self._repo = self.call("opening the repository", client.get_repo, self.repository)
+            self._repo = self.call(
+                "opening the repository", _open_repository, client, self.repository
+            )
             self._branch = self._branch or self._repo.default_branch
         return self._repo
 
@@ -292,31 +296,51 @@ class GitHubSink(Sink):
         return self._branch
 
     def call(self, action: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Call PyGithub; a rate limit that lifts soon is waited for (once), and failures
-        become a :class:`ServiceError` that names GitHub and what to check."""
+        """Call PyGithub with angles' retries (a 5xx, a timeout, a refused connection, a
+        rate limit that lifts within ``max_rate_limit_wait`` and the run's budget); a
+        failure becomes a :class:`ServiceError` that names GitHub, the action and what to
+        check."""
+        return self.context.call(
+            SERVICE,
+            action,
+            lambda: function(*args, **kwargs),
+            policy=self.retry_policy,
+            failure=lambda exc: self._failure(action, exc),
+        )
+
+    def _failure(self, action: str, exc: Exception) -> ServiceError | None:
         from github import GithubException
         from requests import RequestException
-        from requests.exceptions import RetryError
 
-        for attempt in range(2):
-            try:
-                return function(*args, **kwargs)
-            except GithubException as exc:
-                wait = _rate_limit_wait(exc)
-                if attempt == 0 and wait is not None and wait <= self.max_wait:
-                    time.sleep(wait)
-                    continue
-                raise self._error(action, exc) from exc
-            except RequestException as exc:
-                hint = (
-                    "GitHub kept answering with server errors; see https://www.githubstatus.com"
-                    if isinstance(exc, RetryError)
-                    else f"check `api_url:` of sink {self.name!r} and the network"
-                )
-                raise ServiceError(
-                    SERVICE, f"{action} failed: {_one_line(exc)}", hint=hint
-                ) from exc
-        raise AssertionError("unreachable")
+        from angles.helpers import network_failure
+
+        if isinstance(exc, GithubException):
+            error = self._error(action, exc)
+            wait = _rate_limit_wait(exc)
+            if wait is not None:
+                error.transient = wait <= self.max_wait
+                error.retry_after = wait
+            else:
+                error.transient = (exc.status or 0) >= 500
+            return error
+        if isinstance(exc, RequestException):
+            message, _hint, transient = network_failure(exc, self.timeout)
+            return ServiceError(
+                SERVICE,
+                f"{action}: {message}",
+                hint=f"check `api_url:` of sink {self.name!r} and the network",
+                transient=transient,
+            )
+        if isinstance(exc, AssertionError | ValueError | KeyError | TypeError | AttributeError):
+            # PyGithub read an answer that is not the API's JSON (an HTML page, a proxy)
+            seen = f": {exc}" if isinstance(exc, _NotTheApi) else f" ({type(exc).__name__})"
+            return ServiceError(
+                SERVICE,
+                f"{action}: the answer was not GitHub's API{seen}",
+                hint=f"check `api_url:` of sink {self.name!r}: the API root, such as "
+                "https://api.github.com or https://HOST/api/v3",
+            )
+        return None
 
     def _error(self, action: str, exc: Any) -> ServiceError:
         status, message = exc.status, _github_message(exc)
@@ -337,7 +361,8 @@ class GitHubSink(Sink):
                 hint="the token needs Contents read and write permission (classic tokens: the "
                 "repo scope), and the repository must not be archived",
             )
-        return ServiceError(SERVICE, f"{action} failed: HTTP {status}: {message}")
+        hint = "GitHub is failing; see https://www.githubstatus.com" if status >= 500 else None
+        return ServiceError(SERVICE, f"{action}: HTTP {status}: {message}", hint=hint)
 
     def _where(self) -> str:
         folder = f"/{self.folder}" if self.folder else ""
@@ -463,11 +488,14 @@ class GitHubSink(Sink):
         from requests import RequestException
 
         self._listing = None
+        from angles.helpers import RetryPolicy
+
         repo, problem = self.repo(), ""
         ref_name = f"refs/heads/{self.branch}"
+        rebuild = RetryPolicy(self.commit_attempts, backoff=self.retry_backoff, cap=5.0)
         for attempt in range(self.commit_attempts):
             if attempt:
-                time.sleep(min(self.retry_backoff * 2 ** (attempt - 1), 5.0))
+                time.sleep(rebuild.pause(attempt))
             head = self._head(create=True)
             folder = self._folder_at(head)
             wanted = changes(folder)
@@ -638,6 +666,21 @@ class _BlobStream(io.RawIOBase):
 # -- helpers ---------------------------------------------------------------------------------
 
 
+class _NotTheApi(ValueError):
+    """An answer with HTTP 200 that is not what the GitHub API sends (a login page)."""
+
+
+def _open_repository(client: Any, repository: str) -> Repository:
+    """The repository object, checked to be one: PyGithub takes any 200 answer."""
+    from angles.helpers import excerpt, readable_body
+
+    repo = client.get_repo(repository)
+    if not isinstance(repo.raw_data.get("default_branch"), str):
+        body = repo.raw_data.get("data", repo.raw_data)
+        raise _NotTheApi(excerpt(readable_body(str(body)), 120) or "an empty answer")
+    return repo
+
+
 def _check_name(name: str) -> None:
     if (
         not name
@@ -691,17 +734,14 @@ def _human(size: int) -> str:
     return f"{value:.1f} GiB"
 
 
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 300 else text[:297] + "..."
-
-
 def _github_message(exc: Any) -> str:
+    from angles.helpers import excerpt, readable_body
+
     data = getattr(exc, "data", None)
     message = data.get("message") if isinstance(data, dict) else None
     if not isinstance(message, str):
         message = str(data.get("data", "")) if isinstance(data, dict) else str(data or "")
-    return _one_line(ValueError(message or "no message"))
+    return excerpt(readable_body(message)) or "no message"
 
 
 def _header(exc: Any, name: str) -> str | None:
@@ -723,10 +763,8 @@ def _is_rate_limit(exc: Any) -> bool:
 
 
 def _rate_limit_wait(exc: Any) -> float | None:
-    """Seconds until a rate limit PyGithub did not wait for lifts (None: not one)."""
-    from github.GithubException import RateLimitExceededExceedsMaxWait
-
-    if isinstance(exc, RateLimitExceededExceedsMaxWait) or not _is_rate_limit(exc):
+    """Seconds until a rate limit lifts (None: not a rate limit)."""
+    if not _is_rate_limit(exc):
         return None
     after = _header(exc, "retry-after")
     if after and after.isdigit():
@@ -751,52 +789,12 @@ def _rate_limit_error(exc: Any) -> ServiceError:
             f"(in {minutes} min)",
             hint="run again after the reset, or raise `max_rate_limit_wait:` of the sink",
         )
-    wait = f" Retry after {float(after):.0f} s." if after else ""
+    wait = f"; it asks to wait {float(after):.0f} s" if after else ""
     return ServiceError(
         SERVICE,
-        f"secondary rate limit exceeded (too many requests or writes in a short time).{wait}",
+        f"secondary rate limit exceeded (too many requests or writes in a short time){wait}",
         hint="run again in a few minutes",
     )
-
-
-@functools.cache
-def _retry_class() -> type:
-    """PyGithub's retry, which also gives up on a ``Retry-After`` longer than the allowed
-    wait (urllib3 would sleep for as long as the server asks)."""
-    from github import GithubRetry
-    from github.GithubException import RateLimitExceededExceedsMaxWait
-
-    class BoundedRetry(GithubRetry):  # type: ignore[misc]
-        def increment(  # type: ignore[override]
-            self,
-            method: str | None = None,
-            url: str | None = None,
-            response: Any = None,
-            error: Exception | None = None,
-            _pool: Any = None,
-            _stacktrace: Any = None,
-        ) -> Any:
-            wait = self._retry_after(response)
-            limit = self.max_rate_limit_wait
-            if wait is not None and limit is not None and wait > limit:
-                try:
-                    data = json.loads(self.get_content(response, url) or b"{}")
-                except ValueError:
-                    data = {}
-                headers = dict(response.headers)
-                raise RateLimitExceededExceedsMaxWait(response.status, data, headers, wait=wait)
-            return super().increment(method, url, response, error, _pool, _stacktrace)
-
-        def _retry_after(self, response: Any) -> float | None:
-            value = response.headers.get("Retry-After") if response is not None else None
-            if not value:
-                return None
-            try:
-                return float(self.parse_retry_after(value))
-            except Exception:  # an unreadable header is left to urllib3
-                return None
-
-    return BoundedRetry
 
 
 @hookimpl

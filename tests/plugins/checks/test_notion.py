@@ -93,7 +93,7 @@ def test_a_rate_limit_that_lasts_is_an_error(notion_server, run_check):
     notion_server.rate_limited(times=3, retry_after=0, path="/databases/")
     result, check = run_check(database_id)
     assert result.exit_code == 2
-    assert "still rate limited after 3 attempts (HTTP 429)" in check["message"]
+    assert "rate limited (HTTP 429); tried 3 times" in check["message"]
 
 
 def test_several_data_sources_need_one_named(notion_server, run_check):

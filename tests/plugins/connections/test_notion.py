@@ -120,7 +120,7 @@ def test_rate_limits_that_last_are_a_clear_error(notion_server, connect):
     notion_server.rate_limited(times=3, retry_after=0)
     with pytest.raises(ServiceError) as caught:
         connect().me()
-    assert "still rate limited after 3 attempts (HTTP 429)" in str(caught.value)
+    assert "checking the token: rate limited (HTTP 429); tried 3 times" in str(caught.value)
     assert len(notion_server.requests) == 3
 
 
@@ -146,11 +146,19 @@ def test_the_rate_limiter_allows_a_burst_then_paces():
     assert time.perf_counter() - started >= 0.09
 
 
-def test_a_slow_answer_times_out(notion_server, connect):
-    notion_server.fail(path="/v1/users/me", delay=1.0)
+def test_a_slow_answer_times_out_naming_the_operation(notion_server, connect):
+    notion_server.fail(path="/v1/users/me", delay=1.0, times=2)
     with pytest.raises(ServiceError) as caught:
-        connect(timeout_seconds=0.2).me()
-    assert "checking the token: timed out after 0.2s" in str(caught.value)
+        connect(timeout_seconds=0.2, retries=1).me()
+    assert str(caught.value).startswith(
+        "Notion: checking the token: no answer within 0.2s; tried 2 times"
+    )
+    assert len(notion_server.requests_to("/v1/users/me")) == 2
+
+
+def test_a_timeout_is_tried_again(notion_server, connect):
+    notion_server.fail(path="/v1/users/me", delay=1.0)
+    assert connect(timeout_seconds=0.2).me()["object"] == "user"
 
 
 def test_an_unreachable_api_is_named(connect):
@@ -159,14 +167,22 @@ def test_an_unreachable_api_is_named(connect):
         port = sock.getsockname()[1]
     with pytest.raises(ServiceError) as caught:
         connect(api_url=f"http://127.0.0.1:{port}").me()
-    assert f"could not connect to http://127.0.0.1:{port}" in str(caught.value)
+    assert f"checking the token: connection refused at http://127.0.0.1:{port}" in str(caught.value)
 
 
 def test_an_html_error_page_is_reported_with_its_status(notion_server, connect):
-    notion_server.fail(path="/v1/users/me", status=502, body="<html>Bad Gateway</html>")
+    notion_server.fail(
+        path="/v1/users/me", status=502, body="<html><body><h1>Bad Gateway</h1></body></html>"
+    )
     with pytest.raises(ServiceError) as caught:
-        connect().me()
-    assert "HTTP 502" in str(caught.value)
+        connect(retries=0).me()
+    assert str(caught.value).startswith("Notion: checking the token: HTTP 502 (Bad Gateway)")
+
+
+def test_a_server_error_is_tried_again(notion_server, connect):
+    notion_server.fail(path="/v1/users/me", status=503, body="<html>down</html>")
+    assert connect().me()["object"] == "user"
+    assert len(notion_server.requests_to("/v1/users/me")) == 2
 
 
 def test_notion_client_logs_nothing_and_adds_no_handlers(notion_server, connect, capsys):

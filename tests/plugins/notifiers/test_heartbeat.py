@@ -56,7 +56,7 @@ def test_an_unknown_ping_url(webhook_server, notifier, notification):
     with pytest.raises(ServiceError) as raised:
         notifier(entry).send(notification())
     assert str(raised.value) == (
-        "Heartbeat: HTTP 404: not found "
+        "Heartbeat: pinging: HTTP 404: not found "
         "(no check has this ping URL: copy it again from the monitoring service)"
     )
 

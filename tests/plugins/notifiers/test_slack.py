@@ -89,7 +89,7 @@ def test_a_broken_webhook_says_what_to_do(
     with pytest.raises(ServiceError) as raised:
         notifier({"type": "slack", "webhook_url": slack_server.webhook_url}).send(notification())
     message = str(raised.value)
-    assert message.startswith(f"Slack: HTTP {status}: {error} ({hint}")
+    assert message.startswith(f"Slack: posting the message: HTTP {status}: {error} ({hint}")
     assert "SLACK_WEBHOOK_URL" in message
     assert len(slack_server.requests) == 1  # a 4xx is not retried
 
@@ -105,7 +105,8 @@ def test_rate_limits_are_retried_after_retry_after(slack_server, notifier, notif
 def test_persistent_rate_limiting_is_an_error(slack_server, notifier, notification):
     slack_server.rate_limited(times=3, retry_after=0)
     with pytest.raises(
-        ServiceError, match=r"Slack: HTTP 429: rate_limited \(Slack is rate limiting"
+        ServiceError,
+        match=r"Slack: posting the message: HTTP 429: rate_limited; tried 3 times \(Slack is rate limiting",
     ):
         notifier({"type": "slack", "webhook_url": slack_server.webhook_url}).send(notification())
     assert len(slack_server.requests) == 3  # the first try and two retries
@@ -123,21 +124,23 @@ def test_a_persistent_server_error_names_the_status_and_body(slack_server, notif
     )
     with pytest.raises(ServiceError) as raised:
         notifier({"type": "slack", "webhook_url": slack_server.webhook_url}).send(notification())
-    assert str(raised.value).startswith("Slack: HTTP 500: rollup_error (Slack is having trouble")
+    assert str(raised.value).startswith(
+        "Slack: posting the message: HTTP 500: rollup_error; tried 3 times (Slack is having trouble"
+    )
 
 
 def test_a_slow_webhook_times_out(slack_server, notifier, notification):
     slack_server.fail(method="POST", delay=1.0)
     entry = {"type": "slack", "webhook_url": slack_server.webhook_url, "retries": 0}
     started = time.monotonic()
-    with pytest.raises(ServiceError, match=r"Slack: timed out after 0.2s"):
+    with pytest.raises(ServiceError, match=r"Slack: posting the message: no answer within 0.2s"):
         notifier({**entry, "timeout_seconds": 0.2}).send(notification())
     assert time.monotonic() - started < 1.0
 
 
 def test_an_unreachable_webhook(notifier, notification):
     entry = {"type": "slack", "webhook_url": "http://127.0.0.1:9/services/T1/B1/x", "retries": 0}
-    with pytest.raises(ServiceError, match=r"Slack: could not connect \(ConnectError\)"):
+    with pytest.raises(ServiceError, match=r"Slack: posting the message: connection refused"):
         notifier(entry).send(notification())
 
 
@@ -160,7 +163,9 @@ def test_the_webhook_url_appears_nowhere(
     result = angles_cli("run", path, "--format", "json")
     assert result.exit_code == 2  # from the check: a failed notification changes nothing
     [note] = result.json()["notifications"]
-    assert note["status"] == "error" and note["message"].startswith("Slack: HTTP 404: no_service")
+    assert note["status"] == "error" and note["message"].startswith(
+        "Slack: posting the message: HTTP 404: no_service"
+    )
     text = angles_cli("run", path)
     history = angles_cli("history", path, "--format", "json")
     secret_part = slack_server.webhook_path.rsplit("/", 1)[1]

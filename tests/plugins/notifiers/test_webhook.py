@@ -58,7 +58,7 @@ def test_a_refusal_names_the_status_the_body_and_what_to_check(
     with pytest.raises(ServiceError) as raised:
         notifier(entry, secrets=["Bearer hook-token-123"]).send(notification())
     assert str(raised.value) == (
-        'Webhook: HTTP 401: {"error": "bad token ***"} '
+        'Webhook: posting the report: HTTP 401: {"error": "bad token ***"} '
         "(the receiver refused the credentials: check the headers: values)"
     )
 
@@ -66,7 +66,7 @@ def test_a_refusal_names_the_status_the_body_and_what_to_check(
 def test_a_slow_receiver_times_out(webhook_server, notifier, notification):
     webhook_server.fail(delay=1.0, times=2)
     entry = {"type": "webhook", "url": webhook_server.url + "/in", "retries": 0}
-    with pytest.raises(ServiceError, match=r"Webhook: timed out after 0\.2s"):
+    with pytest.raises(ServiceError, match=r"Webhook: posting the report: no answer within 0\.2s"):
         notifier({**entry, "timeout_seconds": 0.2}).send(notification())
 
 
