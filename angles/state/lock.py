@@ -32,6 +32,8 @@ Clock = Callable[[], datetime]
 
 #: A run's budget when the pipeline sets no ``defaults.run_timeout``.
 DEFAULT_RUN_BUDGET = timedelta(minutes=15)
+#: Boot time is known to the second: a start this close to the lock's time may be its holder.
+_CLOCK_SLACK = timedelta(seconds=2)
 #: Attempts to take a lock that is freed or taken over while we look at it.
 _ATTEMPTS = 3
 
@@ -96,7 +98,11 @@ class Holder:
             return True
         if self.host != socket.gethostname() or self.pid is None:
             return False
-        return not process_exists(self.pid)
+        if not process_exists(self.pid):
+            return True
+        # A process that started after the lock was taken only reuses the holder's pid.
+        started, acquired = process_started_at(self.pid), self.record.acquired_at
+        return started is not None and acquired is not None and started > acquired + _CLOCK_SLACK
 
 
 def process_exists(pid: int) -> bool:
@@ -112,6 +118,22 @@ def process_exists(pid: int) -> bool:
         # The state follows the parenthesised command name: "Z" is a zombie.
         return stat.read_text().rpartition(")")[2].split()[0] != "Z"
     return True
+
+
+def process_started_at(pid: int) -> datetime | None:
+    """When a process of this host started (from Linux's /proc; None elsewhere)."""
+    try:
+        # Fields after the parenthesised command name start at the third, the state.
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        boot = next(
+            int(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+        ticks = int(fields[19])  # field 22: start time, in clock ticks after boot
+        return datetime.fromtimestamp(boot + ticks / os.sysconf("SC_CLK_TCK"), UTC)
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
 
 
 class PipelineLocked(AnglesError):

@@ -17,7 +17,9 @@ from angles.state.lock import Holder, PipelineLock, PipelineLocked, new_owner
 from angles.state.scheduler import Scheduler
 from angles.state.store import StateStore
 
-T0 = datetime(2026, 12, 3, 3, 0, tzinfo=UTC)
+#: Now, to the second: a lock must not predate the process holding it (see the pid reuse test).
+T0 = datetime.now(UTC).replace(microsecond=0)
+STAMP = T0.strftime("%Y-%m-%dT%H:%M:%SZ")
 TTL = timedelta(minutes=15)
 HOST = socket.gethostname()
 
@@ -49,13 +51,13 @@ def test_a_held_lock_names_its_process_host_and_time(location):
     assert first.try_acquire() is None
     holder = second.try_acquire()
     assert holder is not None
-    assert holder.describe() == f"process {os.getpid()} on host {HOST} since 2026-12-03T03:00:00Z"
+    assert holder.describe() == f"process {os.getpid()} on host {HOST} since {STAMP}"
     with pytest.raises(PipelineLocked) as raised, second.hold():
         pass
     assert raised.value.exit_code == 3
     assert str(raised.value).startswith(
         f"pipeline 'prod' is already running: process {os.getpid()} on host {HOST} "
-        "since 2026-12-03T03:00:00Z holds its lock"
+        f"since {STAMP} holds its lock"
     )
     first.release()
     assert second.try_acquire() is None
@@ -70,6 +72,16 @@ def test_the_lock_of_a_process_that_died_on_this_host_is_taken_over(location):
         record = store.lock_record(mine.name)
     assert record.owner == mine.owner
     assert record.acquired_at == T0 + timedelta(minutes=1)
+
+
+def test_a_pid_reused_by_a_younger_process_does_not_keep_the_lock(location):
+    # This very process is alive, but it started after the lock was taken: not the holder.
+    an_hour_before_this_process = T0 - timedelta(hours=1)
+    earlier = lock_at(
+        location, owner=f"{HOST}:{os.getpid()}:0ld0ld00", clock=lambda: an_hour_before_this_process
+    )
+    assert earlier.try_acquire() is None
+    assert lock_at(location).try_acquire() is None
 
 
 def test_another_hosts_lock_is_respected_until_it_expires(location):
