@@ -81,7 +81,8 @@ def test_a_pid_reused_by_a_younger_process_does_not_keep_the_lock(location):
         location, owner=f"{HOST}:{os.getpid()}:0ld0ld00", clock=lambda: an_hour_before_this_process
     )
     assert earlier.try_acquire() is None
-    assert lock_at(location).try_acquire() is None
+    unexpired = an_hour_before_this_process + timedelta(minutes=1)
+    assert lock_at(location, clock=lambda: unexpired).try_acquire() is None
 
 
 def test_another_hosts_lock_is_respected_until_it_expires(location):
