@@ -29,11 +29,11 @@ EXAMPLES = examples(
 def command(pipeline: Path, output_format: str) -> ExitCode:
     """Validate the pipeline file: schema, plugin types, references, variables, and that
     the state store and log folder can be used (without creating either)."""
-    from angles.state.preflight import inspect
+    from angles.state.preflight import find_problems
 
     try:
         loaded, _ = load(pipeline)
-        problems = inspect(loaded)
+        problems = find_problems(loaded)
         if problems:
             raise PipelineError(problems)
     except PipelineError as exc:

@@ -1,6 +1,6 @@
 """Before a run contacts any service: can it keep its history and write its logs?
 
-:func:`inspect` looks at the state store and the log folder without changing anything
+:func:`find_problems` looks at the state store and the log folder without changing anything
 (``validate``); :func:`prepare` also creates the log folder and opens the state store
 (creating or migrating it), so a command stops at once, naming the key, when either is
 unusable, instead of running and losing its history or crashing at its first log line.
@@ -18,7 +18,7 @@ from angles.state.store import StateError, StateStore, describe, is_postgres
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
-def inspect(pipeline: Pipeline, *, logs: bool = True) -> list[Problem]:
+def find_problems(pipeline: Pipeline, *, logs: bool = True) -> list[Problem]:
     """Problems with ``state:`` (and ``log_dir:`` when ``logs``), found without changing
     anything; a PostgreSQL state store is not contacted."""
     found = [_problem(pipeline, "state", message) for message in _state_problems(pipeline)]
@@ -30,7 +30,7 @@ def inspect(pipeline: Pipeline, *, logs: bool = True) -> list[Problem]:
 def prepare(pipeline: Pipeline, *, logs: bool = True) -> None:
     """Check, then create the log folder and open the state store (creating or migrating
     it). Raises :class:`PipelineError` naming ``state`` or ``log_dir``."""
-    problems = inspect(pipeline, logs=logs)
+    problems = find_problems(pipeline, logs=logs)
     if not problems and logs:
         try:
             pipeline.log_dir.mkdir(parents=True, exist_ok=True)
