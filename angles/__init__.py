@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from angles.core.notifier import Notification, Notifier, Recovery
     from angles.core.results import CheckResult, Status
     from angles.core.sink import Sink, SinkWriter, StoredFile
+    from angles.sql import SqlDatabase
 
 #: Where each public name is defined.
 _SOURCES = {
@@ -51,6 +52,7 @@ _SOURCES = {
     "ServiceError": "angles.core.errors",
     "Sink": "angles.core.sink",
     "SinkWriter": "angles.core.sink",
+    "SqlDatabase": "angles.sql",
     "Status": "angles.core.results",
     "StoredFile": "angles.core.sink",
     "TableSchema": "angles.core.connection",
@@ -79,6 +81,7 @@ __all__ = [
     "ServiceError",
     "Sink",
     "SinkWriter",
+    "SqlDatabase",
     "Status",
     "StoredFile",
     "TableSchema",

@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from angles.backup.format import BackupName, BackupWriter
-from angles.backup.retention import expired
+from angles.backup.retention import RETENTION_KEYS, expired
+from angles.backup.tables import TableSelection
 from angles.core.connection import Database, TableSchema
 from angles.core.context import Context
 from angles.core.errors import BackupError
@@ -30,12 +31,16 @@ __all__ = ["database_for", "export_table", "run_backups", "store_files"]
 
 @dataclass
 class _Export:
-    """One backup entry of the run, from reading the table to storing it."""
+    """One backup entry of the run, from reading its tables to storing them.
+
+    ``writers`` holds one file per table read, all with the same timestamp: the set a
+    whole-database restore restores.
+    """
 
     entry: dict[str, Any]
     run: BackupRun
     started: float
-    writer: BackupWriter | None = None
+    writers: dict[str, BackupWriter] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -53,20 +58,20 @@ def export_table(
     table: str,
     moment: datetime,
     progress: ProgressFactory = no_progress,
+    *,
+    snapshot: bool | None = None,
 ) -> tuple[BackupWriter, int]:
     """Read ``table`` into a new writer; returns it and the count taken before reading.
 
     The count comes first, so rows added or removed while the table streams show up as
     a difference between it and the rows exported (and the progress has a total).
+    ``snapshot`` is recorded in the file: whether it was read in one snapshot with the
+    other tables of its set.
     """
     schema: TableSchema = database.describe(table)
-    if not schema.primary_key:
-        raise BackupError(
-            f"table {table!r} has no primary key",
-            hint="angles writes and restores rows by primary key; declare one",
-        )
+    schema.require_primary_key("to order its backup by", BackupError)
     expected = database.count(table)
-    writer = BackupWriter(schema, moment)
+    writer = BackupWriter(schema, moment, snapshot=snapshot)
     try:
         with progress(f"Backing up {table}", expected) as advance:
             writer.write(counted(database.stream(table, schema), advance))
@@ -110,7 +115,7 @@ def store_files(
 
 
 def run_backups(context: Context, names: Sequence[str] = ()) -> list[BackupRun]:
-    """Back up the pipeline's tables (all, or the entries named); one result per entry.
+    """Back up the pipeline's tables (all entries, or the ones named); one result per entry.
 
     A table that changed while it was read gets a warning (count before ≠ rows written);
     a table that could not be read or stored gets an error, and no older backup of it is
@@ -119,13 +124,13 @@ def run_backups(context: Context, names: Sequence[str] = ()) -> list[BackupRun]:
     entries = context.pipeline.select("backups", names)
     log = context.logger("backup")
     exports = [_export(context, entry, log) for entry in entries]
-    sink_names = list(dict.fromkeys(s for e in exports if e.writer for s in e.entry["sinks"]))
+    sink_names = list(dict.fromkeys(s for e in exports if e.writers for s in e.entry["sinks"]))
     for sink_name in sink_names:
-        chosen = [e for e in exports if e.writer and sink_name in e.entry["sinks"]]
+        chosen = [e for e in exports if e.writers and sink_name in e.entry["sinks"]]
         _store(context, sink_name, chosen, log)
     for export in exports:
-        if export.writer:
-            export.writer.close()
+        for writer in export.writers.values():
+            writer.close()
         run = export.run
         run.duration_seconds = time.perf_counter() - export.started
         if export.problems:
@@ -145,18 +150,50 @@ def run_backups(context: Context, names: Sequence[str] = ()) -> list[BackupRun]:
 
 
 def _export(context: Context, entry: dict[str, Any], log: Any) -> _Export:
+    """Read every table of ``entry``, in one snapshot where the connection can."""
     export = _Export(entry, BackupRun(entry["name"], Status.OK), time.perf_counter())
-    table = entry["table"]
+    selection = TableSelection.of(entry)
     try:
         database = database_for(context, entry["connection"])
-        writer, expected = export_table(database, table, datetime.now(UTC), context.progress)
+        tables, skipped = selection.resolve(database)
     except Exception as exc:
-        export.run.status = Status.ERROR
-        export.problems.append(f"reading {table!r} failed: {one_line(exc)}")
-        log.error("backup failed", backup=entry["name"], table=table, error=one_line(exc))
+        export.problems.append(f"finding the tables failed: {one_line(exc)}")
+        log.error("backup failed", backup=entry["name"], error=one_line(exc))
         return export
-    export.writer = writer
-    export.run.record_count = writer.record_count
+    export.run.skipped = skipped
+    moment = datetime.now(UTC)
+    try:
+        with database.snapshot() as consistent:
+            for table in tables:
+                _export_one(context, export, database, table, moment, consistent, log)
+    except Exception as exc:  # the snapshot itself could not be begun or ended
+        export.problems.append(f"reading a snapshot failed: {one_line(exc)}")
+        log.error("backup failed", backup=entry["name"], error=one_line(exc))
+    if export.writers:
+        export.run.record_count = sum(w.record_count for w in export.writers.values())
+    return export
+
+
+def _export_one(
+    context: Context,
+    export: _Export,
+    database: Database,
+    table: str,
+    moment: datetime,
+    consistent: bool,
+    log: Any,
+) -> None:
+    started = time.perf_counter()
+    name = export.entry["name"]
+    try:
+        writer, expected = export_table(
+            database, table, moment, context.progress, snapshot=consistent
+        )
+    except Exception as exc:
+        export.problems.append(f"reading {table!r} failed: {one_line(exc)}")
+        log.error("backup failed", backup=name, table=table, error=one_line(exc))
+        return
+    export.writers[table] = writer
     if writer.record_count != expected:
         export.warnings.append(
             f"{table!r} had {expected} rows when the backup started but {writer.record_count} "
@@ -164,16 +201,17 @@ def _export(context: Context, entry: dict[str, Any], log: Any) -> _Export:
         )
     log.info(
         "table exported",
-        backup=entry["name"],
+        backup=name,
         table=table,
         records=writer.record_count,
         counted=expected,
-        duration_seconds=round(time.perf_counter() - export.started, 3),
+        duration_seconds=round(time.perf_counter() - started, 3),
     )
-    return export
 
 
 def _store(context: Context, sink_name: str, exports: list[_Export], log: Any) -> None:
+    """Store every file of ``exports`` in one transaction of the sink, then apply its
+    retention with one listing."""
     started = time.perf_counter()
     try:
         sink = context.sink(sink_name)
@@ -183,40 +221,67 @@ def _store(context: Context, sink_name: str, exports: list[_Export], log: Any) -
         return
     files = []
     for export in exports:
-        assert export.writer is not None
-        compress = sink.compresses(export.writer.size)
-        name = BackupName(export.entry["table"], export.writer.timestamp, compressed=compress)
-        files.append((str(name), export.writer, export))
-    tables = ", ".join(export.entry["table"] for export in exports)
-    message = f"angles backup of {tables} ({context.pipeline.name})"
+        for table, writer in export.writers.items():
+            compress = sink.compresses(writer.size)
+            name = BackupName(table, writer.timestamp, compressed=compress)
+            files.append((str(name), table, writer, export))
+    tables = [table for _, table, _, _ in files]
+    subject = ", ".join(tables) if len(tables) <= 5 else f"{len(tables)} tables"
+    message = f"angles backup of {subject} ({context.pipeline.name})"
     sizes: dict[str, int] = {}
-    outcome = store_files(sink, [(name, writer) for name, writer, _ in files], message, sizes)
-    for name, _writer, export in files:
+    outcome = store_files(sink, [(name, writer) for name, _, writer, _ in files], message, sizes)
+    stored: dict[str, str] = {}  # table -> the file just stored
+    for name, table, writer, export in files:
         error = outcome.get(name)
         if error:
-            export.problems.append(f"storing in sink {sink_name!r} failed: {error}")
-            log.error("backup not stored", backup=export.run.name, sink=sink_name, error=error)
+            what = f" {table!r}" if len(export.writers) > 1 else ""
+            export.problems.append(f"storing{what} in sink {sink_name!r} failed: {error}")
+            log.error(
+                "backup not stored", backup=export.run.name, sink=sink_name, file=name, error=error
+            )
             continue
-        export.run.files.append({"sink": sink_name, "name": name, "size": sizes[name]})
+        export.run.files.append(
+            {
+                "sink": sink_name,
+                "name": name,
+                "table": table,
+                "record_count": writer.record_count,
+                "size": sizes[name],
+            }
+        )
+        stored[table] = name
         log.info(
             "backup stored",
             backup=export.run.name,
             sink=sink_name,
             file=name,
-            records=export.writer.record_count if export.writer else None,
+            records=writer.record_count,
             duration_seconds=round(time.perf_counter() - started, 3),
         )
-        _apply_retention(sink, export, name, log)
+    if stored:
+        _apply_retention(sink, stored, exports, log)
 
 
-def _apply_retention(sink: Sink, export: _Export, stored: str, log: Any) -> None:
-    table = export.entry["table"]
+def _apply_retention(sink: Sink, stored: dict[str, str], exports: list[_Export], log: Any) -> None:
+    """Delete the files retention no longer keeps of the tables just stored: one listing,
+    one deletion (one commit for a git sink). Only after the new files are stored, so a
+    failed run never costs an older backup."""
+    if not any(sink.config.get(key) is not None for key in RETENTION_KEYS):
+        return
     try:
         names = [f.name for f in sink.list()]
-        doomed = [n for n in expired(names, table, sink.config, datetime.now(UTC)) if n != stored]
+        now = datetime.now(UTC)
+        doomed = [
+            name
+            for table, kept in stored.items()
+            for name in expired(names, table, sink.config, now)
+            if name != kept
+        ]
         if doomed:
-            sink.delete(doomed, f"angles retention: {len(doomed)} old backups of {table}")
-            log.info("old backups deleted", backup=export.run.name, sink=sink.name, files=doomed)
+            sink.delete(doomed, f"angles retention: {len(doomed)} old backups")
+            log.info("old backups deleted", sink=sink.name, files=doomed)
     except Exception as exc:
-        export.warnings.append(f"retention in sink {sink.name!r} failed: {one_line(exc)}")
-        log.warning("retention failed", backup=export.run.name, sink=sink.name, error=one_line(exc))
+        for export in exports:
+            if any(table in stored for table in export.writers):
+                export.warnings.append(f"retention in sink {sink.name!r} failed: {one_line(exc)}")
+        log.warning("retention failed", sink=sink.name, error=one_line(exc))

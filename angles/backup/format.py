@@ -133,9 +133,13 @@ class BackupWriter:
     and :meth:`chunks` emits the file, as many times as there are sinks.
     """
 
-    def __init__(self, schema: TableSchema, timestamp: datetime) -> None:
+    def __init__(
+        self, schema: TableSchema, timestamp: datetime, *, snapshot: bool | None = None
+    ) -> None:
         self.schema = schema
         self.timestamp = timestamp
+        #: Whether the file was read in one snapshot with the other files of its set.
+        self.snapshot = snapshot
         self.record_count = 0
         self._spooled = 0
         self._spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115
@@ -187,7 +191,7 @@ class BackupWriter:
             "primary_key": list(self.schema.primary_key),
             "columns": dict(self.schema.columns),
             "checksum": self.checksum,
-        }
+        } | ({} if self.snapshot is None else {"snapshot": self.snapshot})
 
     @property
     def size(self) -> int:

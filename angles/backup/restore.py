@@ -24,6 +24,7 @@ from typing import Any, BinaryIO
 from angles.backup.diff import Change, Kind, OutOfOrder, merge, sort_key, updated_at_column
 from angles.backup.engine import database_for, export_table, store_files
 from angles.backup.format import BackupFile, BackupName
+from angles.backup.tables import TableSelection
 from angles.core.connection import Database, Row, TableSchema
 from angles.core.context import Context
 from angles.core.errors import AnglesError, BackupError, RestoreRefused
@@ -169,8 +170,7 @@ def prepare_restore(context: Context, request: RestoreRequest) -> RestorePlan:
             )
         database = database_for(context, entry["connection"])
         schema = database.describe(table)
-        if not schema.primary_key:
-            raise RestoreRefused(f"table {table!r} has no primary key to match rows by")
+        schema.require_primary_key("to match rows by", RestoreRefused)
         plan = RestorePlan(
             table=table,
             backup=source.name,
@@ -291,16 +291,20 @@ def _locate(
             source.close()
             raise
         entry = _entry_for(entries, table)
-        return entry, entry["table"], None, source
+        return entry, table, None, source
     table = request.table
     if table is None and request.backup:
         parsed = BackupName.parse(request.backup)
         table = parsed.table if parsed else None
     if table is None:
-        tables = sorted({e["table"] for e in entries})
-        if len(tables) != 1:
+        selections = [TableSelection.of(e) for e in entries]
+        tables = sorted({s.single for s in selections if s.single})
+        if len(tables) != 1 or len(selections) != 1:
+            named = tables + [
+                e["name"] for e, s in zip(entries, selections, strict=True) if not s.single
+            ]
             raise AnglesError(
-                "which table? the pipeline backs up " + (", ".join(tables) or "no table"),
+                "which table? the pipeline backs up " + (", ".join(named) or "no table"),
                 hint="name it with --table",
             )
         table = tables[0]
@@ -322,7 +326,7 @@ def _locate(
 
 def _entry_for(entries: list[dict[str, Any]], table: Any) -> dict[str, Any]:
     for entry in entries:
-        if entry["table"] == table:
+        if isinstance(table, str) and TableSelection.of(entry).covers(table):
             return entry
     raise AnglesError(
         f"the pipeline has no backup entry for the table {table!r}",

@@ -556,6 +556,16 @@ class _Validator:
             named = backup.get("sinks")
             for position, sink in enumerate(named if isinstance(named, list) else []):
                 refer(("backups", index, "sinks", position), sink, sinks, "sink")
+            given = [key for key in ("table", "tables") if key in backup]
+            if len(given) != 1:
+                self.add(
+                    ("backups", index, given[-1] if given else "name"),
+                    "a backup names its tables with either `table:` or `tables:`"
+                    if given
+                    else "a backup needs `table:` (one table) or `tables:` (all, or a list)",
+                )
+            elif "exclude" in backup and "tables" not in backup:
+                self.add(("backups", index, "exclude"), "`exclude:` goes with `tables:`")
 
     def check_schedule(self) -> None:
         schedule = self.document.get("schedule")

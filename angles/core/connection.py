@@ -7,7 +7,7 @@ A connection type that holds tables implements :class:`Database`; one that is on
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -15,6 +15,10 @@ from angles.core.filters import Filter
 from angles.core.plugin import Plugin
 
 Row = dict[str, Any]
+
+#: The kinds of relation :meth:`Database.list_tables` names that hold rows of their own and
+#: are backed up; the others (views, materialized views) are left out.
+BACKED_UP_KINDS = frozenset({"table", "partitioned table"})
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,21 @@ class TableSchema:
     def key_of(self, row: Row) -> tuple[Any, ...]:
         """The primary key of a row, as a tuple."""
         return tuple(row[column] for column in self.primary_key)
+
+    def require_primary_key(self, purpose: str, error: Callable[..., Exception]) -> tuple[str, ...]:
+        """The primary key; a table without one is refused with ``error(message, hint=…)``.
+
+        angles reads tables in key order and writes, compares and restores rows by key
+        (a rowid or ctid is no stable identity). ``purpose`` ends the message ("to match
+        rows by"); ``error`` is the caller's kind of error, e.g. :class:`RestoreRefused`
+        or ``functools.partial(ServiceError, service)``.
+        """
+        if not self.primary_key:
+            raise error(
+                f"table {self.name!r} has no primary key {purpose}",
+                hint="declare a PRIMARY KEY: angles reads, writes and restores rows by it",
+            )
+        return self.primary_key
 
 
 class Connection(Plugin):
@@ -63,6 +82,25 @@ class Database(Connection):
     def describe(self, table: str) -> TableSchema:
         """Columns (name → type) and primary key of ``table``."""
         raise NotImplementedError
+
+    def list_tables(self) -> dict[str, str]:
+        """Every relation the connection can read, name → kind (``table``, ``partitioned
+        table``, ``view``, ``materialized view``): those of its own schema by bare name,
+        others as ``schema.table``. Partitions are left out (their parent holds their rows).
+
+        A backend that cannot list its tables leaves this unimplemented; its backups then
+        name their tables.
+        """
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[bool]:
+        """Reads inside the block (describe, count, stream) see one consistent state of the
+        database, as ``pg_dump``'s do; yields whether they really do.
+
+        The default yields False: each read sees the database as it is at that moment.
+        """
+        yield False
 
     def count(self, table: str, where: Filter | None = None) -> int:
         """The exact number of rows of ``table`` matching ``where``."""

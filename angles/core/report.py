@@ -41,6 +41,7 @@ class BackupRun:
     files: list[dict[str, Any]] = field(default_factory=list)  # sink, name, size (bytes)
     message: str | None = None
     duration_seconds: float = 0.0
+    skipped: list[str] = field(default_factory=list)  # relations `tables:` left out (views)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -52,6 +53,8 @@ class BackupRun:
         }
         if self.message:
             data["message"] = self.message
+        if self.skipped:
+            data["skipped"] = self.skipped
         return data
 
 

@@ -16,11 +16,24 @@ CONNECTION_KEY = {
 BACKUP_ENTRY: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
-    "required": ["name", "connection", "table", "sinks"],
+    "required": ["name", "connection", "sinks"],
     "properties": {
         "name": {"type": "string", "minLength": 1, "description": "A unique name for the backup."},
         "connection": CONNECTION_KEY,
         "table": {"type": "string", "minLength": 1, "description": "The table to back up."},
+        "tables": {
+            "description": "The tables to back up: `all` (every table, found at each run) or "
+            'names and globs ("audit.*" for another schema). Instead of `table:`.',
+            "oneOf": [
+                {"const": "all"},
+                {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
+            ],
+        },
+        "exclude": {
+            "type": "array",
+            "items": {"type": "string", "minLength": 1},
+            "description": "Names and globs of tables that `tables:` leaves out.",
+        },
         "sinks": {
             "type": "array",
             "minItems": 1,

@@ -21,19 +21,17 @@ from __future__ import annotations
 
 import contextlib
 import re
-import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
-from angles import Database, Filter, Row, ServiceError, TableSchema, hookimpl
+from angles import Filter, Row, ServiceError, SqlDatabase, TableSchema, hookimpl
 from angles.helpers import dumps_exact, loads_exact
 
 if TYPE_CHECKING:
     import psycopg
 
-_ROW = "_angles_row"  # the table alias; unlikely to shadow a column name
 _MAX_ARGUMENTS = 100  # PostgreSQL's limit on a function's arguments (json_build_array)
 _COPY_ESCAPE = re.compile(rb"\\(.)", re.DOTALL)
 _COPY_ESCAPES = {
@@ -67,10 +65,16 @@ WHERE i.indrelid = to_regclass(%s) AND i.indisprimary
 ORDER BY k.position
 """
 
-
-def quote(identifier: str) -> str:
-    """An SQL identifier in double quotes, safe inside a psycopg query string."""
-    return '"' + identifier.replace('"', '""').replace("%", "%%") + '"'
+_RELATIONS_SQL = """
+SELECT n.nspname, c.relname, c.relkind
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p', 'v', 'm') AND NOT c.relispartition
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%%'
+  AND has_schema_privilege(n.oid, 'USAGE')
+ORDER BY 1, 2
+"""
+_KINDS = {"r": "table", "p": "partitioned table", "v": "view", "m": "materialized view"}
 
 
 @dataclass
@@ -83,7 +87,7 @@ class _Table:
     identity_always: set[str]  # written only with OVERRIDING SYSTEM VALUE
 
 
-class PostgresConnection(Database):
+class PostgresConnection(SqlDatabase):
     """A PostgreSQL database; one psycopg connection per thread, one more per stream."""
 
     type = "postgres"
@@ -116,13 +120,13 @@ class PostgresConnection(Database):
         "additionalProperties": False,
     }
 
+    placeholder = "%s"
+    has_ilike = True
+
     def __init__(self, name: str, config: Any, context: Any) -> None:
         super().__init__(name, config, context)
         self.url: str = config["url"]
         self.schema_name: str = config.get("schema") or "public"
-        self._local = threading.local()
-        self._opened: list[psycopg.Connection[Any]] = []
-        self._lock = threading.Lock()
         self._tables: dict[str, _Table] = {}
 
     @classmethod
@@ -166,48 +170,72 @@ class PostgresConnection(Database):
             )
         except psycopg.Error as exc:
             connection.close()
-            raise self._error(exc, None, "setting up the session") from exc
+            raise self.service_error(exc, None, "setting up the session") from exc
         return connection
 
-    def _connection(self) -> psycopg.Connection[Any]:
-        connection = getattr(self._local, "connection", None)
-        if connection is None or connection.closed:
-            connection = self._connect()
-            self._local.connection = connection
-            with self._lock:
-                self._opened.append(connection)
-        return connection
+    def open_connection(self) -> psycopg.Connection[Any]:
+        return self._connect()
 
-    def _fetch(self, sql: str, params: Sequence[Any], table: str | None) -> list[tuple[Any, ...]]:
+    def driver_error(self) -> type[Exception]:
         import psycopg
 
+        return psycopg.Error
+
+    def atomic(self, connection: psycopg.Connection[Any]) -> contextlib.AbstractContextManager[Any]:
+        """psycopg's own transaction block (a savepoint when nested)."""
+        return connection.transaction()
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[bool]:
+        """One ``REPEATABLE READ READ ONLY`` transaction around every read of the block, on
+        this thread's connection (tables are copied on it too), as ``pg_dump`` reads."""
+        from psycopg import IsolationLevel
+
+        connection = self.thread_connection()
+        connection.isolation_level, connection.read_only = IsolationLevel.REPEATABLE_READ, True
+        self._local.snapshot = True
         try:
-            return self._connection().execute(sql, params).fetchall()
-        except psycopg.Error as exc:
-            raise self._error(exc, table, "reading") from exc
+            with super().snapshot() as consistent:
+                yield consistent
+        finally:
+            self._local.snapshot = False
+            if not connection.closed:
+                connection.isolation_level, connection.read_only = None, None
 
-    def close(self) -> None:
-        """Close every per-thread connection."""
-        with self._lock:
-            opened, self._opened = self._opened, []
-        for connection in opened:
-            with contextlib.suppress(Exception):
-                connection.close()
-        self._local = threading.local()
+    @staticmethod
+    def quote(identifier: str) -> str:
+        """An SQL identifier in double quotes, safe inside a psycopg query string."""
+        return '"' + identifier.replace('"', '""').replace("%", "%%") + '"'
 
-    # -- the Database interface ----------------------------------------------------------
+    def relation(self, table: str) -> str:
+        return ".".join(map(self.quote, self._schema_and_name(table)))
 
-    def describe(self, table: str) -> TableSchema:
+    def _schema_and_name(self, table: str) -> tuple[str, str]:
+        """``schema.table`` split; a bare name is in the connection's ``schema:``."""
+        schema, dot, name = table.partition(".")
+        return (schema, name) if dot else (self.schema_name, table)
+
+    def list_tables(self) -> dict[str, str]:
+        """Tables, partitioned tables, views and materialized views of every schema the
+        role can use (system schemas aside); partitions are left out."""
+        found = {}
+        for schema, name, kind in self.fetch(_RELATIONS_SQL):
+            found[name if schema == self.schema_name else f"{schema}.{name}"] = _KINDS[kind]
+        return found
+
+    # -- the catalog --------------------------------------------------------------------
+
+    def read_schema(self, table: str) -> TableSchema:
         """Columns (type names without modifiers, as Supabase shows them), primary key, required."""
         relation = self._relation_name(table)
-        columns = self._fetch(_COLUMNS_SQL, [relation], table)
+        columns = self.fetch(_COLUMNS_SQL, [relation], table)
         if not columns:
             raise ServiceError(
                 self.service,
                 f"there is no table {table!r} in schema {self.schema_name!r}",
                 hint="check the `table:` of the check or backup, and `schema:` of the connection",
             )
-        key = tuple(row[0] for row in self._fetch(_PRIMARY_KEY_SQL, [relation], table))
+        key = tuple(row[0] for row in self.fetch(_PRIMARY_KEY_SQL, [relation], table))
         types = {name: type_name for name, type_name, *_ in columns}
         required = frozenset(
             name
@@ -220,11 +248,11 @@ class PostgresConnection(Database):
         for column in key:
             *_, typtype, collation = info[column]
             if typtype == "e":  # an enum sorts by declaration; Python sorts its label
-                sort[column] = f'{quote(column)}::text COLLATE "C"'
+                sort[column] = f'{self.quote(column)}::text COLLATE "C"'
             elif collation is not None and collation not in _BYTE_ORDER_COLLATIONS:
-                sort[column] = f'{quote(column)} COLLATE "C"'
+                sort[column] = f'{self.quote(column)} COLLATE "C"'
             else:
-                sort[column] = quote(column)
+                sort[column] = self.quote(column)
         self._tables[table] = _Table(
             schema,
             sort,
@@ -238,42 +266,45 @@ class PostgresConnection(Database):
             self.describe(table)
         return self._tables[table]
 
-    def count(self, table: str, where: Filter | None = None) -> int:
-        """``SELECT count(*)``: exact, with the filter compiled to SQL."""
-        condition, params = self._where(where)
-        sql = f"SELECT count(*) FROM {self._qualified(table)} AS {_ROW} WHERE {condition}"
-        return int(self._fetch(sql, params, table)[0][0])
+    def sort_expression(self, table: str, column: str) -> str:
+        return self._table(table).sort.get(column) or self.quote(column)
 
-    def stream(self, table: str, schema: TableSchema, where: Filter | None = None) -> Iterator[Row]:
-        """Every row in primary-key order, read with one ``COPY`` on its own connection."""
-        if not schema.primary_key:
-            raise ServiceError(
-                self.service,
-                f"table {table!r} has no primary key; angles reads tables in primary-key order",
-                hint="declare a PRIMARY KEY",
-            )
-        return self._copy_rows(table, schema, where)
+    def computed_columns(self, table: str) -> frozenset[str]:
+        """Generated columns: PostgreSQL computes them, and refuses values for them."""
+        return frozenset(self._table(table).generated)
 
-    def _copy_rows(self, table: str, schema: TableSchema, where: Filter | None) -> Iterator[Row]:
+    # -- reading --------------------------------------------------------------------------
+
+    def select_list(self, table: str) -> tuple[str, Callable[[Sequence[Any]], Row]]:
+        """Each row as PostgreSQL writes it in JSON (``row_to_json``), read exactly."""
+        return f"row_to_json({self.row_alias})::text", lambda values: loads_exact(values[0])
+
+    def read_rows(self, table: str, schema: TableSchema, where: Filter | None) -> Iterator[Row]:
+        """Every row in primary-key order, read with one ``COPY`` on its own connection:
+        one snapshot, no page queries, and none of this thread's uncommitted writes."""
         import psycopg
 
-        described = self._table(table)
-        order = ", ".join(described.sort.get(c, quote(c)) for c in schema.primary_key)
+        order = ", ".join(self.sort_expression(table, c) for c in schema.primary_key)
         # Each row as a JSON array of its values (the conversion row_to_json makes, without
         # repeating the keys), columns in the sorted order the backup's canonical form uses.
-        names = sorted(described.schema.columns)
+        names = sorted(self._table(table).schema.columns)
         if len(names) <= _MAX_ARGUMENTS:
-            values = f"json_build_array({', '.join(map(quote, names))})::text"
+            values = f"json_build_array({', '.join(map(self.quote, names))})::text"
         else:
-            values = f"row_to_json({_ROW})::text"
-        condition, params = self._where(where)
+            values = f"row_to_json({self.row_alias})::text"
+        condition, params = self.condition(where)
         sql = (
-            f"COPY (SELECT {values} FROM {self._qualified(table)} AS {_ROW} "
+            f"COPY (SELECT {values} FROM {self.source(table)} "
             f"WHERE {condition} ORDER BY {order}) TO STDOUT"
         )
         decode = _row_decoder(names if len(names) <= _MAX_ARGUMENTS else None)
         # No statement timeout: reading a large table legitimately takes long.
-        connection = self._connect(statement_timeout=False)
+        in_snapshot = getattr(self._local, "snapshot", False)
+        if in_snapshot:
+            connection = self.thread_connection()
+            connection.execute("SELECT set_config('statement_timeout', '0', true)")
+        else:
+            connection = self._connect(statement_timeout=False)
         finished = False
         try:
             with connection.cursor() as cursor, cursor.copy(sql, params) as copy:
@@ -286,128 +317,55 @@ class PostgresConnection(Database):
                         yield decode(line)
             finished = True
         except psycopg.Error as exc:
-            raise self._error(exc, table, "reading") from exc
+            raise self.service_error(exc, table, "reading") from exc
         finally:
             if not finished:  # abandoned mid-table: stop the server sending the rest
                 with contextlib.suppress(Exception):
                     connection.cancel_safe(timeout=2)
-            connection.close()
+            if not in_snapshot:
+                connection.close()
+            elif finished:
+                milliseconds = str(round(self.timeout * 1000))
+                connection.execute(
+                    "SELECT set_config('statement_timeout', %s, true)", [milliseconds]
+                )
 
-    def select(
-        self,
-        table: str,
-        *,
-        where: Filter | None = None,
-        order_by: Sequence[tuple[str, bool]] = (),
-        limit: int = 10,
-    ) -> list[Row]:
-        """A few rows, ordered as asked, shaped like the rows :meth:`stream` returns."""
-        condition, params = self._where(where)
-        order = ", ".join(f"{quote(c)} {'DESC' if desc else 'ASC'}" for c, desc in order_by)
-        sql = (
-            f"SELECT row_to_json({_ROW})::text FROM {self._qualified(table)} AS {_ROW} "
-            f"WHERE {condition}" + (f" ORDER BY {order}" if order else "") + " LIMIT %s"
-        )
-        return [loads_exact(text) for (text,) in self._fetch(sql, [*params, limit], table)]
+    # -- writing --------------------------------------------------------------------------
 
-    def upsert(
-        self, table: str, schema: TableSchema, rows: Iterable[Row], batch_size: int = 500
-    ) -> int:
-        """``INSERT … SELECT … FROM json_populate_recordset … ON CONFLICT (key) DO UPDATE``.
-
-        Every batch is written in one transaction (a savepoint inside :meth:`transaction`).
-        Generated columns are left to PostgreSQL; identity columns keep the backup's values.
-        """
-        import psycopg
-
-        described = self._table(table)
-        connection = self._connection()
-        written = 0
-        try:
-            with connection.transaction():
-                batch: list[Row] = []
-                for row in rows:
-                    batch.append(row)
-                    if len(batch) >= batch_size:
-                        written += self._write(connection, table, schema, described, batch)
-                        batch = []
-                if batch:
-                    written += self._write(connection, table, schema, described, batch)
-        except psycopg.Error as exc:
-            raise self._error(exc, table, "writing to") from exc
-        except (TypeError, ValueError) as exc:
-            raise ServiceError(
-                self.service, f"writing to {table!r} failed: a value is not JSON ({exc})"
-            ) from exc
-        return written
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        """One transaction around several :meth:`upsert` calls: all are written, or none."""
-        import psycopg
-
-        connection = self._connection()
-        try:
-            with connection.transaction():
-                yield
-        except psycopg.Error as exc:
-            raise self._error(exc, None, "committing") from exc
-
-    def _write(
+    def write_rows(
         self,
         connection: psycopg.Connection[Any],
         table: str,
         schema: TableSchema,
-        described: _Table,
-        batch: list[Row],
+        columns: Sequence[str],
+        rows: list[Row],
     ) -> int:
-        groups: dict[tuple[str, ...], list[Row]] = {}
-        for row in batch:
-            groups.setdefault(tuple(c for c in row if c not in described.generated), []).append(row)
-        written = 0
-        target = self._qualified(table)
-        for columns, rows in groups.items():
-            names = ", ".join(map(quote, columns))
-            updates = [c for c in columns if c not in schema.primary_key]
-            action = (
-                "DO UPDATE SET " + ", ".join(f"{quote(c)} = EXCLUDED.{quote(c)}" for c in updates)
-                if updates
-                else "DO NOTHING"
-            )
-            overriding = (
-                " OVERRIDING SYSTEM VALUE" if described.identity_always & set(columns) else ""
-            )
-            sql = (
-                f"INSERT INTO {target} ({names}){overriding} "
-                f"SELECT {names} FROM json_populate_recordset(NULL::{target}, %s::json) "
-                f"ON CONFLICT ({', '.join(map(quote, schema.primary_key))}) {action}"
-            )
-            payload = dumps_exact(
-                [{c: row[c] for c in columns} for row in rows],
-                ensure_ascii=False,
-                separators=(",", ":"),
-                allow_nan=False,
-            )
-            cursor = connection.execute(sql, [payload])
-            written += max(cursor.rowcount, 0)
-        return written
+        """``INSERT … SELECT … FROM json_populate_recordset … ON CONFLICT (key) DO UPDATE``:
+        every value cast by its column's type as PostgREST casts it; identity columns keep
+        the backup's values."""
+        target = self.relation(table)
+        names = ", ".join(map(self.quote, columns))
+        overriding = (
+            " OVERRIDING SYSTEM VALUE" if self._table(table).identity_always & set(columns) else ""
+        )
+        sql = (
+            f"INSERT INTO {target} ({names}){overriding} "
+            f"SELECT {names} FROM json_populate_recordset(NULL::{target}, %s::json) "
+            + self.on_conflict(schema, columns)
+        )
+        payload = dumps_exact(
+            [{c: row[c] for c in columns} for row in rows],
+            ensure_ascii=False,
+            separators=(",", ":"),
+            allow_nan=False,
+        )
+        return max(connection.execute(sql, [payload]).rowcount, 0)
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _qualified(self, table: str) -> str:
-        return f"{quote(self.schema_name)}.{quote(table)}"
-
     def _relation_name(self, table: str) -> str:
         # to_regclass parses the name itself, so it gets plain (not %-escaped) quoting.
-        def plain(identifier: str) -> str:
-            return '"' + identifier.replace('"', '""') + '"'
-
-        return f"{plain(self.schema_name)}.{plain(table)}"
-
-    def _where(self, where: Filter | None) -> tuple[str, list[Any]]:
-        if where is None:
-            return "TRUE", []
-        return where.to_sql(quote, "%s")
+        return ".".join(map(SqlDatabase.quote, self._schema_and_name(table)))
 
     def _scrub(self, text: str) -> str:
         """``text`` without the URL or its password (libpq does not print them; be sure)."""
@@ -460,17 +418,19 @@ class PostgresConnection(Database):
         if "does not exist" in lowered and "database" in lowered:
             return ServiceError(
                 self.service,
-                _first_line(text),
+                self.first_line(text),
                 hint="check the database name at the end of the url",
             )
-        return ServiceError(self.service, f"could not connect: {_first_line(text)}", hint=_URL_HINT)
+        return ServiceError(
+            self.service, f"could not connect: {self.first_line(text)}", hint=_URL_HINT
+        )
 
-    def _error(self, exc: Exception, table: str | None, action: str) -> ServiceError:
+    def service_error(self, exc: Exception, table: str | None, action: str) -> ServiceError:
         """A psycopg error as a ServiceError that says what was being done."""
         from psycopg import errors
 
         subject = f"{action} {table!r}" if table else action
-        text = _first_line(self._scrub(str(exc)))
+        text = self.first_line(self._scrub(str(exc)))
         if isinstance(exc, errors.UndefinedTable):
             return ServiceError(
                 self.service,
@@ -519,11 +479,6 @@ def _row_decoder(names: list[str] | None) -> Any:
 
 def _unescape(match: re.Match[bytes]) -> bytes:
     return _COPY_ESCAPES.get(match[1], match[1])
-
-
-def _first_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[0] if lines else "unknown error"
 
 
 @hookimpl

@@ -22,24 +22,18 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
 
-from angles import Database, Filter, Row, ServiceError, TableSchema, hookimpl
+from angles import Database, Row, ServiceError, SqlDatabase, TableSchema, hookimpl
 from angles.helpers import dumps_exact, loads_exact
 
 _JSON_TYPES = {"json", "jsonb"}
 
 
-def quote(identifier: str) -> str:
-    """An SQL identifier in double quotes."""
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-class SQLiteConnection(Database):
+class SQLiteConnection(SqlDatabase):
     """A SQLite database file; one ``sqlite3`` connection per thread."""
 
     type = "sqlite"
@@ -58,44 +52,41 @@ class SQLiteConnection(Database):
         "additionalProperties": False,
     }
 
+    #: A live restore commits batch by batch: one transaction would hold SQLite's single
+    #: write lock, shutting out the application that writes to the file, for the whole
+    #: restore (an interrupted one is finished by running it again).
+    transaction = Database.transaction
+
     def __init__(self, name: str, config: Any, context: Any) -> None:
         super().__init__(name, config, context)
         self.path: Path = context.pipeline.resolve(config["path"])
-        self._local = threading.local()
-        self._opened: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
-        self._schemas: dict[str, TableSchema] = {}
 
-    def _connection(self) -> sqlite3.Connection:
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            if not self.path.is_file():
-                raise ServiceError(
-                    self.service,
-                    f"the database file {self.path} does not exist",
-                    hint=f"check `path:` of the connection {self.name!r}",
-                )
-            # mode=rw: never create an empty database where the real one was expected.
-            connection = sqlite3.connect(
-                f"{self.path.resolve().as_uri()}?mode=rw",
-                uri=True,
-                timeout=self.context.default_timeout,
-                check_same_thread=False,
+    def open_connection(self) -> sqlite3.Connection:
+        if not self.path.is_file():
+            raise ServiceError(
+                self.service,
+                f"the database file {self.path} does not exist",
+                hint=f"check `path:` of the connection {self.name!r}",
             )
-            self._local.connection = connection
-            with self._lock:
-                self._opened.append(connection)
-        return connection
+        # mode=rw: never create an empty database where the real one was expected.
+        return sqlite3.connect(
+            f"{self.path.resolve().as_uri()}?mode=rw",
+            uri=True,
+            timeout=self.context.default_timeout,
+            check_same_thread=False,
+            isolation_level=None,  # autocommit: transactions are begun by atomic()
+        )
 
-    def _execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        try:
-            return self._connection().execute(sql, params).fetchall()
-        except sqlite3.Error as exc:
-            raise ServiceError(self.service, f"{exc} ({self.path.name})") from exc
+    def driver_error(self) -> type[Exception]:
+        return sqlite3.Error
 
-    def describe(self, table: str) -> TableSchema:
+    def service_error(self, exc: Exception, table: str | None, action: str) -> ServiceError:
+        subject = f"{action} {table!r}" if table else action
+        return ServiceError(self.service, f"{subject} failed: {exc} ({self.path.name})")
+
+    def read_schema(self, table: str) -> TableSchema:
         """Columns and primary key from ``PRAGMA table_info``."""
-        info = self._execute(f"PRAGMA table_info({quote(table)})")
+        info = self.fetch(f"PRAGMA table_info({self.quote(table)})", (), table)
         if not info:
             raise ServiceError(
                 self.service,
@@ -109,121 +100,37 @@ class SQLiteConnection(Database):
             for _, name, _, notnull, default, pk in info
             if notnull and default is None and not pk
         )
-        schema = TableSchema(table, columns, key, required=required)
-        self._schemas[table] = schema
-        return schema
+        return TableSchema(table, columns, key, required=required)
 
-    def _schema(self, table: str) -> TableSchema:
-        return self._schemas.get(table) or self.describe(table)
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[bool]:
+        """One read transaction around the block when the file is in WAL mode, where readers
+        see a snapshot and writers go on. In rollback-journal mode a read transaction would
+        shut the application's writes out for the whole backup: each read stands alone."""
+        (mode,) = self.fetch("PRAGMA journal_mode")[0]
+        if str(mode).lower() != "wal":
+            yield False
+            return
+        with super().snapshot() as consistent:
+            yield consistent
 
-    def count(self, table: str, where: Filter | None = None) -> int:
-        """``SELECT count(*)`` with the filter compiled to SQL."""
-        condition, params = self._where(where)
-        sql = f"SELECT count(*) FROM {quote(table)} WHERE {condition}"
-        return int(self._execute(sql, params)[0][0])
-
-    def stream(self, table: str, schema: TableSchema, where: Filter | None = None) -> Iterator[Row]:
-        """Rows in primary-key order (binary collation), page by page (keyset)."""
-        if not schema.primary_key:
-            raise ServiceError(
-                self.service,
-                f"table {table!r} has no primary key; angles reads tables in primary-key order",
-                hint="declare a PRIMARY KEY (a rowid is not stable across VACUUM)",
-            )
-        names = list(schema.columns)
-        decode = self._decoders(schema)
-        key_index = [names.index(column) for column in schema.primary_key]
-        keys = ", ".join(f"{quote(c)} COLLATE BINARY" for c in schema.primary_key)
-        condition, params = self._where(where)
-        select = f"SELECT {', '.join(map(quote, names))} FROM {quote(table)} WHERE {condition}"
-        first = f"{select} ORDER BY {keys} LIMIT ?"
-        following = (
-            f"{select} AND ({keys}) > ({', '.join('?' * len(key_index))}) ORDER BY {keys} LIMIT ?"
+    def list_tables(self) -> dict[str, str]:
+        """Tables and views of the ``main`` database (SQLite's own tables aside)."""
+        rows = self.fetch(
+            "SELECT name, type FROM sqlite_master WHERE type IN ('table', 'view')"
+            " AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
         )
-        page = self._execute(first, [*params, self.page_size])
-        while page:
-            for values in page:
-                yield decode(values)
-            if len(page) < self.page_size:
-                return
-            last = [page[-1][i] for i in key_index]
-            page = self._execute(following, [*params, *last, self.page_size])
+        return {name: kind for name, kind in rows}
 
-    def select(
-        self,
-        table: str,
-        *,
-        where: Filter | None = None,
-        order_by: Sequence[tuple[str, bool]] = (),
-        limit: int = 10,
-    ) -> list[Row]:
-        """A few rows, ordered as asked."""
-        schema = self._schema(table)
-        decode = self._decoders(schema)
-        condition, params = self._where(where)
-        order = ", ".join(f"{quote(c)} {'DESC' if desc else 'ASC'}" for c, desc in order_by)
-        sql = (
-            f"SELECT {', '.join(map(quote, schema.columns))} FROM {quote(table)} WHERE {condition}"
-            + (f" ORDER BY {order}" if order else "")
-            + " LIMIT ?"
-        )
-        return [decode(values) for values in self._execute(sql, [*params, limit])]
+    def sort_expression(self, table: str, column: str) -> str:
+        return f"{self.quote(column)} COLLATE BINARY"
 
-    def upsert(
-        self, table: str, schema: TableSchema, rows: Iterable[Row], batch_size: int = 500
-    ) -> int:
-        """``INSERT … ON CONFLICT (key) DO UPDATE``, every batch in one transaction."""
-        connection = self._connection()
-        written = 0
-        try:
-            with connection:
-                batch: list[Row] = []
-                for row in rows:
-                    batch.append(row)
-                    if len(batch) >= batch_size:
-                        written += self._write(connection, table, schema, batch)
-                if batch:
-                    written += self._write(connection, table, schema, batch)
-        except (sqlite3.Error, OverflowError) as exc:
-            raise ServiceError(self.service, f"writing to {table!r} failed: {exc}") from exc
-        return written
-
-    def _write(
-        self, connection: sqlite3.Connection, table: str, schema: TableSchema, batch: list[Row]
-    ) -> int:
-        groups: dict[tuple[str, ...], list[Row]] = {}
-        for row in batch:
-            groups.setdefault(tuple(row), []).append(row)
-        for columns, rows in groups.items():
-            updates = [c for c in columns if c not in schema.primary_key]
-            action = (
-                "DO UPDATE SET " + ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in updates)
-                if updates
-                else "DO NOTHING"
-            )
-            sql = (
-                f"INSERT INTO {quote(table)} ({', '.join(map(quote, columns))}) "
-                f"VALUES ({', '.join('?' * len(columns))}) "
-                f"ON CONFLICT ({', '.join(map(quote, schema.primary_key))}) {action}"
-            )
-            encode = [_encoder(schema.columns.get(c, "")) for c in columns]
-            connection.executemany(
-                sql, ([f(row[c]) for f, c in zip(encode, columns, strict=True)] for row in rows)
-            )
-        count = len(batch)
-        batch.clear()
-        return count
-
-    def _where(self, where: Filter | None) -> tuple[str, list[Any]]:
-        if where is None:
-            return "1", []
-        return where.to_sql(quote, "?", ilike=False)
-
-    def _decoders(self, schema: TableSchema) -> Any:
+    def row_decoder(self, schema: TableSchema) -> Callable[[Sequence[Any]], Row]:
+        """Blobs as ``\\x`` and hex digits; JSON columns parsed (keeping exact numbers)."""
         names = list(schema.columns)
         json_columns = [i for i, c in enumerate(names) if schema.columns[c] in _JSON_TYPES]
 
-        def decode(values: tuple[Any, ...]) -> Row:
+        def decode(values: Sequence[Any]) -> Row:
             row = dict(zip(names, values, strict=True))
             for name, value in row.items():
                 if isinstance(value, bytes):
@@ -237,13 +144,11 @@ class SQLiteConnection(Database):
 
         return decode
 
-    def close(self) -> None:
-        """Close every per-thread connection."""
-        with self._lock:
-            opened, self._opened = self._opened, []
-        for connection in opened:
-            connection.close()
-        self._local = threading.local()
+    def row_encoder(
+        self, schema: TableSchema, columns: Sequence[str]
+    ) -> Callable[[Row], list[Any]]:
+        encode = [_encoder(schema.columns.get(c, "")) for c in columns]
+        return lambda row: [f(row[c]) for f, c in zip(encode, columns, strict=True)]
 
 
 def _encoder(declared: str) -> Any:

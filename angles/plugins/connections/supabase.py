@@ -35,6 +35,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -299,6 +300,16 @@ class SupabaseConnection(Database):
         )
         return TableSchema(table, columns, key, required=required)
 
+    def list_tables(self) -> dict[str, str]:
+        """The relations the Data API describes: a table where it accepts inserts, else a
+        view (the API does not tell a materialized view, or a view it can write, apart)."""
+        definitions = self._definitions()
+        paths = (self._openapi or {}).get("paths") or {}
+        return {
+            name: "table" if "post" in (paths.get(f"/{name}") or {}) else "view"
+            for name in sorted(definitions)
+        }
+
     def _definitions(self) -> dict[str, Any]:
         """The OpenAPI document's ``definitions`` (read once per connection)."""
         if self._openapi is None:
@@ -366,13 +377,7 @@ class SupabaseConnection(Database):
 
     def stream(self, table: str, schema: TableSchema, where: Filter | None = None) -> Iterator[Row]:
         """Rows in primary-key order, page by page (keyset), checked against an exact count."""
-        key = schema.primary_key
-        if not key:
-            raise SupabaseError(
-                f"table {table!r} has no primary key; angles reads tables in primary-key order",
-                hint="declare a primary key",
-                table=table,
-            )
+        key = schema.require_primary_key("to read it in order", partial(SupabaseError, table=table))
         # numeric and JSON columns come as text, read here: the client would read their
         # numbers as floats and round the ones wider than a float.
         exact = {
@@ -467,9 +472,7 @@ class SupabaseConnection(Database):
         PostgreSQL refuses in one ``ON CONFLICT`` statement. A batch is one transaction;
         batches before a failed one stay written, and running the restore again is safe.
         """
-        key = schema.primary_key
-        if not key:
-            raise SupabaseError(f"table {table!r} has no primary key to upsert on", table=table)
+        key = schema.require_primary_key("to upsert on", partial(SupabaseError, table=table))
         written = 0
         batch: list[Row] = []
         keys: set[tuple[Any, ...]] = set()

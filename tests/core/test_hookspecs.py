@@ -27,7 +27,7 @@ def test_every_hook_has_a_docstring_that_says_when_and_what():
 
 
 def test_every_hook_is_used_by_a_test():
-    tests = Path(__file__).parent
+    tests = Path(__file__).parents[1]
     sources = "\n".join(
         path.read_text(encoding="utf-8")
         for path in tests.rglob("*.py")
@@ -38,6 +38,6 @@ def test_every_hook_is_used_by_a_test():
 
 
 def test_every_hook_is_documented_for_plugin_authors():
-    docs = (Path(__file__).parents[1] / "docs" / "plugins.md").read_text(encoding="utf-8")
+    docs = (Path(__file__).parents[2] / "docs" / "plugins.md").read_text(encoding="utf-8")
     for name in HOOKS:
         assert f"`{name}" in docs, name
