@@ -114,7 +114,6 @@ def pipeline_locked(context: Context) -> Iterator[None]:
     if context.test:
         yield
         return
-
     log = context.logger("runs")
     with pipeline_lock(context.pipeline).hold(on_problem=lambda message: log.warning(message)):
         yield

@@ -8,8 +8,8 @@
 A file is written under a hidden temporary name and renamed into place when the
 transaction ends, so a reader never sees half a file and a failed run leaves the
 folder as it was. The temporary name carries the writer's host and pid, so the next
-run removes what a killed run left (and anything older than a day). Retention (``retention_days``, ``keep_daily``…) is a key of every sink,
-applied by the backup engine.
+run removes what a killed run left (and anything older than a day). Retention
+(``retention_days``, ``keep_daily``…) is a key of every sink, applied by the backup engine.
 """
 
 from __future__ import annotations
@@ -172,6 +172,7 @@ def _temporary_writer(temporary: str) -> tuple[str, int] | None:
 
 
 def _process_exists(pid: int) -> bool:
+    """Whether a process with this pid runs on this host."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
