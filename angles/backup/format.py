@@ -48,6 +48,9 @@ PRE_RESTORE = "pre-restore"
 SPOOL_MEMORY = 4 << 20
 _CHUNK = 1 << 20
 _MAX_HEADER = 16 << 20
+#: Bytes read to judge whether a file can be a backup at all.
+_OPENING_BYTES = 256
+_BLANK = b" \t\r\n"
 _GZIP_MAGIC = b"\x1f\x8b"
 _FOOTER = b"]}"
 _NAME = re.compile(
@@ -374,6 +377,11 @@ class BackupFile:
             raise self._damaged(f"it cannot be decompressed or read ({exc})") from exc
 
     def _read_metadata(self) -> dict[str, Any]:
+        # Judge the first bytes before reading a line, let alone the whole file: junk is
+        # rejected at once, in constant memory, however large it is.
+        problem = _opening_problem(_peek(self._stream, _OPENING_BYTES))
+        if problem:
+            raise self._damaged(problem)
         first = self._stream.readline(_MAX_HEADER)
         if not first.strip():
             raise self._damaged("the file is empty")
@@ -466,6 +474,34 @@ class BackupFile:
                 hint="the file was changed or damaged after it was written; restore another backup",
             )
         self.verified = True
+
+
+def _peek(stream: BinaryIO, size: int) -> bytes:
+    """Up to ``size`` bytes from the start of ``stream``, leaving it where it was (it has
+    ``peek`` or is seekable: see :func:`_decompressed`)."""
+    if hasattr(stream, "peek"):
+        return stream.peek(size)[:size]
+    position = stream.tell()
+    head = stream.read(size)
+    stream.seek(position)
+    return head
+
+
+def _opening_problem(head: bytes) -> str | None:
+    """Why a file starting with ``head`` cannot be a backup document; None if it can."""
+    text = head.lstrip(_BLANK)
+    if not text:
+        return "it holds nothing but blank space" if len(head) >= _OPENING_BYTES else None
+    if not text.startswith(b"{"):
+        return f"it is not a backup document (it starts with byte {text[0]:#04x}, not {{)"
+    rest = text[1:].lstrip(_BLANK)
+    if rest and not rest.startswith(b'"'):
+        return "it is not a backup document (no key follows its opening {)"
+    key = re.match(rb'"([^"\\]*)"', rest)
+    if key and key[1] not in (b"metadata", b"data"):
+        shown = key[1][:40].decode("utf-8", "replace")
+        return f'it is not a backup document (its first key is "{shown}", not "metadata")'
+    return None
 
 
 def _decompressed(stream: BinaryIO) -> BinaryIO:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from angles.cli.common import examples, format_option, open_context, split_names
+from angles.cli.common import examples, format_option, open_context, pipeline_locked, split_names
 from angles.cli.output import show_report
 from angles.core.errors import ExitCode
 
@@ -29,6 +29,9 @@ def command(args: tuple[str, ...], output_format: str) -> ExitCode:
     from angles.run import Notify, run_pipeline
 
     pipeline, names = split_names(args)
-    with open_context(Path(pipeline), output_format=output_format) as context:
+    with (
+        open_context(Path(pipeline), output_format=output_format) as context,
+        pipeline_locked(context),
+    ):
         report = run_pipeline(context, checks=False, backup_names=names, notify=Notify.ON_FAILURE)
     return show_report(report, output_format)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from angles.cli.common import examples, format_option, open_context, split_names
+from angles.cli.common import examples, format_option, open_context, pipeline_locked, split_names
 from angles.cli.output import show_report
 from angles.core.errors import ExitCode
 
@@ -26,6 +26,9 @@ def command(args: tuple[str, ...], test: bool, output_format: str) -> ExitCode:
     from angles.run import run_pipeline
 
     pipeline, names = split_names(args)
-    with open_context(Path(pipeline), test=test, output_format=output_format) as context:
+    with (
+        open_context(Path(pipeline), test=test, output_format=output_format) as context,
+        pipeline_locked(context),
+    ):
         report = run_pipeline(context, backups=False, check_names=names)
     return show_report(report, output_format)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,7 +34,8 @@ def pipeline_argument(function: F) -> F:
         "pipeline",
         required=False,
         default=DEFAULT_PIPELINE,
-        type=click.Path(path_type=Path, dir_okay=False),
+        # A folder is the loader's to report, as one line (not click's usage banner).
+        type=click.Path(path_type=Path),
     )(function)
 
 
@@ -49,13 +51,16 @@ def format_option(function: F) -> F:
     )(function)
 
 
-def load(path: Path, plugins: Plugins | None = None) -> tuple[Pipeline, Plugins]:
+def load(
+    path: Path, plugins: Plugins | None = None, *, offline: bool = False
+) -> tuple[Pipeline, Plugins]:
     """Load plugins and the pipeline (raising PipelineError); from then on, output is
-    redacted with the pipeline's secrets."""
+    redacted with the pipeline's secrets. ``offline`` commands contact no service, so
+    variables unset in plugins' settings do not stop them."""
     from angles.core.config import load_pipeline
 
     plugins = plugins or load_plugins()
-    pipeline = load_pipeline(path, plugins)
+    pipeline = load_pipeline(path, plugins, plugin_variables=not offline)
     invocation().redact = Redactor(pipeline.secrets)
     return pipeline, plugins
 
@@ -73,13 +78,20 @@ def make_logs(pipeline: Pipeline) -> Logs:
     )
 
 
-def open_context(path: Path, *, test: bool = False, output_format: str = "text") -> Context:
+def open_context(
+    path: Path, *, test: bool = False, output_format: str = "text", offline: bool = False
+) -> Context:
     """A run context for the pipeline at ``path``; close it when done.
 
-    Long operations draw a progress bar when a person watches: standard error is a
+    The state store and the log folder are checked (and opened) first, so a command
+    that cannot keep its history or logs stops before contacting any service. Long
+    operations draw a progress bar when a person watches: standard error is a
     terminal, the output is text and not ``--quiet``.
     """
-    pipeline, plugins = load(path)
+    from angles.state.preflight import prepare
+
+    pipeline, plugins = load(path, offline=offline)
+    prepare(pipeline)
     logs = make_logs(pipeline)
     watched = output_format == "text" and not quiet() and sys.stderr.isatty()
     if watched:
@@ -87,6 +99,24 @@ def open_context(path: Path, *, test: bool = False, output_format: str = "text")
 
         return Context(pipeline, plugins, test=test, progress=terminal_progress, logs=logs)
     return Context(pipeline, plugins, test=test, logs=logs)
+
+
+@contextlib.contextmanager
+def pipeline_locked(context: Context) -> Iterator[None]:
+    """Hold the pipeline's lock in the state store for the block: another run, check,
+    backup or live restore of the pipeline exits 3 at once, naming this process.
+
+    A ``--test`` run takes no lock: it writes nothing, and proving that alerts arrive
+    must work while the nightly run is under way.
+    """
+    from angles.state.lock import pipeline_lock
+
+    if context.test:
+        yield
+        return
+    log = context.logger("runs")
+    with pipeline_lock(context.pipeline).hold(on_problem=lambda message: log.warning(message)):
+        yield
 
 
 def quiet() -> bool:
@@ -120,6 +150,6 @@ def styled_status(status: str, width: int = 0) -> str:
 
 def split_names(args: tuple[str, ...]) -> tuple[str, list[str]]:
     """``[PIPELINE] [NAME]...``: the first word is the pipeline when it names a YAML file."""
-    if args and (args[0].endswith((".yaml", ".yml")) or Path(args[0]).is_file()):
+    if args and (args[0].endswith((".yaml", ".yml")) or Path(args[0]).exists()):
         return args[0], list(args[1:])
     return DEFAULT_PIPELINE, list(args)

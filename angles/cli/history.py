@@ -38,9 +38,11 @@ def command(pipeline: Path, limit: int, check_name: str | None, output_format: s
     """Show past runs: when, their status, duration and failing checks."""
     from angles.cli.common import load
     from angles.core.errors import AnglesError
+    from angles.state.preflight import prepare
     from angles.state.store import StateStore
 
-    loaded, _ = load(pipeline)
+    loaded, _ = load(pipeline, offline=True)
+    prepare(loaded, logs=False)
     with StateStore.open(loaded.state, connect_timeout=loaded.timeout_seconds) as store:
         # Checks removed from the pipeline keep their rows; they are no longer news.
         current = {c["name"] for c in loaded.checks}

@@ -38,7 +38,7 @@ def command(pipeline: Path, output: Path | None, days: int, output_format: str) 
     from angles.status.outputs import read_summary, replace_file
     from angles.status.page import render_page
 
-    with open_context(pipeline, output_format=output_format) as context:
+    with open_context(pipeline, output_format=output_format, offline=True) as context:
         loaded = context.pipeline
         target = output or loaded.report or loaded.resolve(DEFAULT_REPORT)
         summary = read_summary(context, days)

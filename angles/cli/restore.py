@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ from angles.cli.common import (
     is_terminal,
     open_context,
     pipeline_argument,
+    pipeline_locked,
 )
 from angles.core.errors import ExitCode
 
@@ -111,7 +113,10 @@ def command(
         return restore_set(pipeline, at, sink, live, yes, overwrite_newer, output_format)
     request = RestoreRequest(table, backup_name, file_path, sink, overwrite_newer)
     as_json = output_format == "json"
-    with open_context(pipeline, output_format=output_format) as context:
+    with (
+        open_context(pipeline, output_format=output_format) as context,
+        pipeline_locked(context) if live else contextlib.nullcontext(),
+    ):
         plan = prepare_restore(context, request)
         try:
             if not live:

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import click
 
-from angles.cli.common import examples, format_option, open_context, pipeline_argument
+from angles.cli.common import (
+    examples,
+    format_option,
+    open_context,
+    pipeline_argument,
+    pipeline_locked,
+)
 from angles.cli.output import show_report
 from angles.core.errors import ExitCode
 
@@ -25,6 +31,9 @@ def command(pipeline: Path, test: bool, output_format: str) -> ExitCode:
     """Run checks, then backups, then notifications."""
     from angles.run import run_pipeline
 
-    with open_context(pipeline, test=test, output_format=output_format) as context:
+    with (
+        open_context(pipeline, test=test, output_format=output_format) as context,
+        pipeline_locked(context),
+    ):
         report = run_pipeline(context)
     return show_report(report, output_format)

@@ -36,9 +36,11 @@ def command(pipeline: Path, print_kind: str | None) -> int:
         return 0
     from angles.cli.common import load, make_logs
     from angles.core.report import format_timestamp
+    from angles.state.preflight import prepare
     from angles.state.scheduler import next_time, scheduler_for, utc_now
 
     loaded, plugins = load(pipeline)
+    prepare(loaded)
     scheduler = scheduler_for(loaded, plugins, make_logs=lambda: make_logs(loaded))
     echo(
         f"angles: scheduling {loaded.name} at {loaded.schedule!r} (UTC); "

@@ -27,9 +27,15 @@ EXAMPLES = examples(
 @pipeline_argument
 @format_option
 def command(pipeline: Path, output_format: str) -> ExitCode:
-    """Validate the pipeline file: schema, plugin types, references, variables."""
+    """Validate the pipeline file: schema, plugin types, references, variables, and that
+    the state store and log folder can be used (without creating either)."""
+    from angles.state.preflight import find_problems
+
     try:
         loaded, _ = load(pipeline)
+        problems = find_problems(loaded)
+        if problems:
+            raise PipelineError(problems)
     except PipelineError as exc:
         if output_format != "json":
             raise

@@ -24,6 +24,12 @@ KeyPath = tuple[str | int, ...]
 VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _INTEGER = re.compile(r"^[-+]?[0-9]+$")
 _FLOAT = re.compile(r"^[-+]?([0-9]+\.[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$")
+#: The sections whose entries configure plugins (and so contact services).
+PLUGIN_SECTIONS = frozenset(kind.section for kind in KINDS) | {"backups"}
+#: A pipeline is a few kilobytes; past this, YAML parsing itself would take seconds.
+MAX_PIPELINE_BYTES = 128 << 10
+#: Values after YAML aliases are expanded: a few aliases can otherwise stand for billions.
+MAX_PIPELINE_VALUES = 100_000
 _BOOLEANS = {
     "true": True,
     "True": True,
@@ -43,10 +49,16 @@ def format_path(path: Iterable[str | int]) -> str:
 
 
 def load_pipeline(
-    path: str | Path, plugins: Plugins, environ: Mapping[str, str] | None = None
+    path: str | Path,
+    plugins: Plugins,
+    environ: Mapping[str, str] | None = None,
+    *,
+    plugin_variables: bool = True,
 ) -> Pipeline:
     """Read, interpolate, merge and validate a pipeline file.
 
+    With ``plugin_variables=False`` (commands that contact no service, such as
+    ``history``), a variable left unset in a plugin's settings is not a problem.
     Raises :class:`PipelineError` listing every problem found.
     """
     path = Path(path)
@@ -56,10 +68,10 @@ def load_pipeline(
     }
     loader = _Loader(environment)
     document = loader.read(path, chain=())
-    problems = list(loader.problems)
+    problems = loader.problems + (loader.plugin_variable_problems if plugin_variables else [])
     if document is not None:
         # A missing variable is reported once, not again as a wrong value for its key.
-        reported = {p.key for p in problems}
+        reported = {p.key for p in (*loader.problems, *loader.plugin_variable_problems)}
         found = _Validator(document, loader.lines, plugins, path).validate()
         problems += [p for p in found if p.key not in reported]
     secrets = set(loader.secrets)
@@ -67,6 +79,8 @@ def load_pipeline(
         secrets |= secret_values(document, plugins)
     if problems:
         redact = Redactor(secrets)
+        # Two rules may find one fault (the core schema and a plugin's both require ``name``).
+        problems = list(dict.fromkeys(problems))
         problems.sort(key=lambda p: (p.file != str(path), p.file, p.line or 0))
         raise PipelineError(
             [Problem(p.file, p.line, p.key, redact.text(p.message)) for p in problems]
@@ -93,24 +107,31 @@ class _Loader:
     def __init__(self, environ: Mapping[str, str]) -> None:
         self.environ = environ
         self.problems: list[Problem] = []
+        #: Unset variables in plugins' settings, which only commands using them care about.
+        self.plugin_variable_problems: list[Problem] = []
         self.lines: dict[str, tuple[str, int]] = {}
         self.secrets: set[str] = set()
+        self._budget = MAX_PIPELINE_VALUES
 
     def problem(self, file: Path, line: int | None, path: KeyPath, message: str) -> None:
         self.problems.append(Problem(str(file), line, format_path(path), message))
 
-    def read(self, path: Path, chain: tuple[Path, ...]) -> dict[str, Any] | None:
+    def _plugin_variable_problem(
+        self, file: Path, line: int | None, path: KeyPath, message: str
+    ) -> None:
+        self.plugin_variable_problems.append(Problem(str(file), line, format_path(path), message))
+
+    def read(
+        self, path: Path, chain: tuple[Path, ...], cited: tuple[Path, int | None] | None = None
+    ) -> dict[str, Any] | None:
+        """The plain document of ``path`` merged over its ``extends:`` chain; ``cited`` is
+        the file and line of the ``extends:`` that names ``path``, where problems finding
+        it are reported."""
         from ruamel.yaml import YAML
         from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            self.problem(path, None, (), "no such pipeline file (write one with `angles init`)")
-            return None
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc)
-            self.problem(path, None, (), f"cannot read the pipeline file: {reason}")
+        text = self._text(path, cited)
+        if text is None:
             return None
         yaml = YAML(typ="rt")
         yaml.preserve_quotes = True
@@ -130,7 +151,11 @@ class _Loader:
             self.problem(path, line, (), f"invalid YAML: {message}")
             return None
         except YAMLError as exc:
-            self.problem(path, None, (), f"invalid YAML: {' '.join(str(exc).split())}")
+            # A reader error (a NUL byte, a control character) carries a character position.
+            position = getattr(exc, "position", None)
+            line = text.count("\n", 0, position) + 1 if isinstance(position, int) else None
+            reason = _character_problem(exc)
+            self.problem(path, line, (), f"invalid YAML: {reason or ' '.join(str(exc).split())}")
             return None
         if node is None:
             node = {}
@@ -138,7 +163,18 @@ class _Loader:
             self.problem(path, 1, (), "a pipeline file is a mapping of keys (version:, checks:, …)")
             return None
         lines: dict[str, tuple[str, int]] = {"": (str(path), 1)}
-        document = self._plain(node, (), path, lines)
+        try:
+            document = self._plain(node, (), path, lines)
+        except _TooManyValues as exc:
+            key = _top_level(exc.path)
+            self.problem(
+                path,
+                self._line(lines, key),
+                key,
+                f"the file expands to more than {MAX_PIPELINE_VALUES:,} values (YAML aliases "
+                "repeat what their anchor holds): a pipeline is far smaller; write it out",
+            )
+            return None
         base_name = document.get("extends")
         if isinstance(base_name, str) and base_name:
             base_path = (path.parent / base_name).resolve()
@@ -147,12 +183,62 @@ class _Loader:
                     path, self._line(lines, ("extends",)), ("extends",), "extends itself in a loop"
                 )
                 return None
-            base = self.read(base_path, (*chain, path.resolve()))
+            cited = (path, self._line(lines, ("extends",)))
+            base = self.read(base_path, (*chain, path.resolve()), cited)
             if base is None:
                 return None
             document = deep_merge(base, document)
         self.lines.update(lines)
         return document
+
+    def _text(self, path: Path, cited: tuple[Path, int | None] | None) -> str | None:
+        """The file's text, or None with the problem recorded (at ``cited`` for a base)."""
+        where, line, key = (*cited, ("extends",)) if cited else (path, None, ())
+        # A base file's problem is reported at the extends: naming it, so name the file.
+        subject = str(path) if cited else "the file"
+        try:
+            if path.is_dir():
+                self.problem(
+                    where,
+                    line,
+                    key,
+                    f"{f'{path} is ' if cited else ''}a folder, not a pipeline file "
+                    f"(give the file, e.g. {path / 'angles.yaml'})",
+                )
+                return None
+            size = path.stat().st_size
+            if size > MAX_PIPELINE_BYTES:
+                self.problem(
+                    where,
+                    line,
+                    key,
+                    f"{subject} is {size:,} bytes; a pipeline file may be at most "
+                    f"{MAX_PIPELINE_BYTES:,} bytes",
+                )
+                return None
+            data = path.read_bytes()
+        except FileNotFoundError:
+            if cited:
+                self.problem(
+                    where, line, key, f"no such file {path} (a path relative to this file)"
+                )
+            else:
+                self.problem(path, None, (), "no such pipeline file (write one with `angles init`)")
+            return None
+        except OSError as exc:
+            self.problem(where, line, key, f"cannot read {subject}: {exc.strerror or exc}")
+            return None
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            bad_line = data.count(b"\n", 0, exc.start) + 1
+            self.problem(
+                path,
+                bad_line,
+                (),
+                f"byte {data[exc.start]:#04x} is not UTF-8: save the file as UTF-8",
+            )
+            return None
 
     @staticmethod
     def _line(lines: dict[str, tuple[str, int]], path: KeyPath) -> int | None:
@@ -163,10 +249,13 @@ class _Loader:
         self, node: Any, path: KeyPath, file: Path, lines: dict[str, tuple[str, int]]
     ) -> Any:
         """Plain dicts and lists from ruamel's nodes, recording each key's line."""
+        self._budget -= 1
+        if self._budget < 0:
+            raise _TooManyValues(path)
         if isinstance(node, dict):
             result = {}
             for key in node:
-                line = node.lc.key(key)[0] + 1 if hasattr(node, "lc") else None
+                line = _key_line(node, key)
                 child = (*path, str(key))
                 if line:
                     lines[format_path(child)] = (str(file), line)
@@ -208,8 +297,11 @@ class _Loader:
 
         result = VARIABLE.sub(replace, value)
         line = self._line(lines, path)
+        problem = self.problem
+        if path and path[0] in PLUGIN_SECTIONS:
+            problem = self._plugin_variable_problem
         for name in missing:
-            self.problem(
+            problem(
                 file,
                 line,
                 path,
@@ -217,7 +309,7 @@ class _Loader:
                 f"or write ${{{name}:-default}}",
             )
         for name in empty:
-            self.problem(
+            problem(
                 file,
                 line,
                 path,
@@ -228,6 +320,35 @@ class _Loader:
         if whole and not isinstance(value, ScalarString):
             return resolve_scalar(result)
         return result
+
+
+class _TooManyValues(Exception):
+    """The document expands (through aliases) past :data:`MAX_PIPELINE_VALUES`."""
+
+    def __init__(self, path: KeyPath) -> None:
+        super().__init__(format_path(path))
+        self.path = path
+
+
+def _key_line(node: Any, key: Any) -> int | None:
+    """The line of a key in ruamel's map; None for a key merged in by ``<<:``."""
+    position = getattr(node, "lc", None) and node.lc.data.get(key)
+    return position[0] + 1 if position else None
+
+
+def _top_level(path: KeyPath) -> KeyPath:
+    """The top-level key of a path: where an expansion is reported."""
+    return path[:1]
+
+
+def _character_problem(exc: Any) -> str | None:
+    """``character 0x00 is not allowed in YAML`` from ruamel's reader error."""
+    character = getattr(exc, "character", None)
+    if isinstance(character, int):
+        return f"character {character:#04x} is not allowed in YAML (remove it)"
+    if isinstance(character, str) and len(character) == 1:
+        return f"character {ord(character):#04x} is not allowed in YAML (remove it)"
+    return None
 
 
 def resolve_scalar(text: str) -> Any:
@@ -454,7 +575,9 @@ class _Validator:
                         ("backups", index, "connection"),
                         f"{backup['connection']!r} is a {actual.type} connection, which holds no tables",
                     )
-            for position, sink in enumerate(backup.get("sinks") or []):
+            # A string (``sinks: local``) is the schema's to report, not five unknown sinks.
+            named = backup.get("sinks")
+            for position, sink in enumerate(named if isinstance(named, list) else []):
                 refer(("backups", index, "sinks", position), sink, sinks, "sink")
             given = [key for key in ("table", "tables") if key in backup]
             if len(given) != 1:

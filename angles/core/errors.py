@@ -48,12 +48,23 @@ class Problem:
         return f"{where}:{key} {self.message}"
 
 
+#: Problems a message shows; the rest are counted (the JSON of ``validate`` lists all).
+MAX_PROBLEMS_SHOWN = 20
+
+
 class PipelineError(AnglesError):
-    """The pipeline file cannot be used; carries every problem found at once."""
+    """The pipeline file cannot be used; carries every problem found at once.
+
+    Its message shows the first :data:`MAX_PROBLEMS_SHOWN`, then how many more there are.
+    """
 
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
+        lines = [str(p) for p in problems[:MAX_PROBLEMS_SHOWN]]
+        if len(problems) > MAX_PROBLEMS_SHOWN:
+            more = len(problems) - MAX_PROBLEMS_SHOWN
+            lines.append(f"and {more:,} more problems: fix these, then `angles validate` again")
+        super().__init__("\n".join(lines))
 
 
 class PluginError(AnglesError):

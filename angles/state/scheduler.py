@@ -8,11 +8,8 @@ run is caught up. The clock and the sleep are injectable so tests control time.
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -25,6 +22,7 @@ from angles.core.logging import Logs
 from angles.core.redact import Redactor
 from angles.core.report import RunReport, format_timestamp
 from angles.core.text import one_line
+from angles.state.lock import DEFAULT_RUN_BUDGET, PipelineLock, new_owner, run_budget
 from angles.state.store import StateStore
 
 if TYPE_CHECKING:
@@ -34,8 +32,9 @@ if TYPE_CHECKING:
 Clock = Callable[[], datetime]
 Sleep = Callable[[float], None]
 
-#: How long a run's lock lasts without renewal; a running scheduler renews it.
-LOCK_TTL = timedelta(minutes=10)
+#: How long a run's lock lasts without renewal (a running scheduler renews it);
+#: :func:`scheduler_for` uses the pipeline's run budget.
+LOCK_TTL = DEFAULT_RUN_BUDGET
 #: The longest single wait, so a clock that jumps (suspend, NTP) is noticed.
 MAX_WAIT_SECONDS = 60.0
 
@@ -86,10 +85,12 @@ class Scheduler:
         self.open_store = open_store
         self.clock = clock
         self.sleep = sleep or self._wait
-        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.owner = owner or new_owner()
         self.lock_ttl = lock_ttl
         self.max_wait = max_wait
-        self.lock_name = f"run:{pipeline}"
+        #: The lock ``angles run`` takes too, so a manual run and a scheduled one never overlap.
+        self.lock = PipelineLock(open_store, pipeline, ttl=lock_ttl, owner=self.owner, clock=clock)
+        self.lock_name = self.lock.name
         self.runs = 0
         self._stopping = threading.Event()
         self._started_at: datetime | None = None
@@ -174,25 +175,24 @@ class Scheduler:
         return slot
 
     def run_slot(self, slot: datetime) -> bool:
-        """Claim the scheduled time ``slot``, take the run lock and run. False if skipped."""
+        """Claim the scheduled time ``slot``, take the pipeline lock and run. False if skipped."""
         with self.open_store() as store:
             if not store.claim_slot(self.pipeline, slot):
                 self.log.info("skipped: another scheduler ran it", scheduled=format_timestamp(slot))
                 return False
-            if not store.acquire_lock(self.lock_name, self.owner, self.clock(), self.lock_ttl):
-                holder = store.lock_owner(self.lock_name, self.clock())
-                self.log.warning(
-                    "skipped: a run is still in progress",
-                    scheduled=format_timestamp(slot),
-                    holder=holder,
-                )
-                return False
+        holder = self.lock.try_acquire()
+        if holder is not None:
+            self.log.warning(
+                "skipped: a run is still in progress",
+                scheduled=format_timestamp(slot),
+                holder=holder.describe(),
+            )
+            return False
         try:
-            with self._renewing_lock():
+            with self.lock.renewing(lambda problem: self.log.warning(problem, owner=self.owner)):
                 self._run(slot)
         finally:
-            with self.open_store() as store:
-                store.release_lock(self.lock_name, self.owner)
+            self.lock.release()
         return True
 
     def _run(self, slot: datetime) -> None:
@@ -215,31 +215,6 @@ class Scheduler:
             duration_seconds=round(report.duration_seconds, 3),
             failing=[c.name for c in report.failing_checks],
         )
-
-    @contextmanager
-    def _renewing_lock(self) -> Iterator[None]:
-        """Keep the run lock alive from another thread while the run lasts."""
-        done = threading.Event()
-
-        def renew() -> None:
-            interval = self.lock_ttl.total_seconds() / 3
-            while not done.wait(interval):
-                try:
-                    with self.open_store() as store:
-                        if not store.renew_lock(
-                            self.lock_name, self.owner, self.clock(), self.lock_ttl
-                        ):
-                            self.log.warning("the run lock was lost", owner=self.owner)
-                except Exception as exc:
-                    self.log.warning("could not renew the run lock", error=str(exc))
-
-        thread = threading.Thread(target=renew, name="angles-lock", daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            done.set()
-            thread.join()
 
     def _wait(self, seconds: float) -> None:
         self._stopping.wait(max(seconds, 0.0))
@@ -279,4 +254,5 @@ def scheduler_for(
     def open_store() -> StateStore:
         return StateStore.open(pipeline.state, connect_timeout=pipeline.timeout_seconds)
 
+    options.setdefault("lock_ttl", run_budget(pipeline))
     return Scheduler(pipeline.name, pipeline.schedule, run, open_store, logs=make_logs(), **options)

@@ -25,7 +25,7 @@ from angles.core.text import one_line
 if TYPE_CHECKING:
     from angles.core.context import Context
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 POSTGRES_SCHEMA = "angles"
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 # Any constant works: it only has to be the same for every angles process.
@@ -71,6 +71,8 @@ MIGRATIONS: dict[int, list[str]] = {
                owner TEXT NOT NULL,
                expires_at TEXT NOT NULL)""",
     ],
+    # Since when a lock is held, for the message another run prints.
+    3: ["ALTER TABLE locks ADD COLUMN acquired_at TEXT"],
 }
 _TYPES = {
     "sqlite": {"id": "INTEGER PRIMARY KEY AUTOINCREMENT", "real": "REAL"},
@@ -109,6 +111,16 @@ class CheckState:
             "message": self.message,
             "updated_at": _stamp(self.updated_at),
         }
+
+
+@dataclass(frozen=True)
+class LockRecord:
+    """A row of the ``locks`` table: who holds a lock, since when, and until when."""
+
+    name: str
+    owner: str
+    acquired_at: datetime | None
+    expires_at: datetime
 
 
 @dataclass
@@ -324,14 +336,39 @@ class StateStore:
         """Take the lock ``name`` until ``now + ttl`` unless someone else holds it unexpired."""
         with self.transaction():
             self._execute(
-                "INSERT INTO locks (name, owner, expires_at) VALUES (?, ?, ?)"
+                "INSERT INTO locks (name, owner, expires_at, acquired_at) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (name) DO UPDATE SET owner = excluded.owner,"
-                " expires_at = excluded.expires_at"
+                " expires_at = excluded.expires_at,"
+                " acquired_at = CASE WHEN locks.owner = excluded.owner"
+                " THEN locks.acquired_at ELSE excluded.acquired_at END"
                 " WHERE locks.expires_at <= ? OR locks.owner = excluded.owner",
-                (name, owner, _stamp(now + ttl), _stamp(now)),
+                (name, owner, _stamp(now + ttl), _stamp(now), _stamp(now)),
             )
             row = self._execute("SELECT owner FROM locks WHERE name = ?", (name,)).fetchone()
         return bool(row) and row[0] == owner
+
+    def take_over_lock(
+        self, name: str, previous: str, owner: str, now: datetime, ttl: timedelta
+    ) -> bool:
+        """Take the lock from ``previous`` (a holder known to be gone), only if it still
+        holds it: of several processes taking over at once, exactly one succeeds."""
+        with self.transaction():
+            cursor = self._execute(
+                "UPDATE locks SET owner = ?, acquired_at = ?, expires_at = ?"
+                " WHERE name = ? AND owner = ?",
+                (owner, _stamp(now), _stamp(now + ttl), name, previous),
+            )
+            return cursor.rowcount == 1
+
+    def lock_record(self, name: str) -> LockRecord | None:
+        """The row of the lock ``name``, expired or not (None when nobody took it)."""
+        row = self._execute(
+            "SELECT owner, acquired_at, expires_at FROM locks WHERE name = ?", (name,)
+        ).fetchone()
+        if row is None:
+            return None
+        owner, acquired_at, expires_at = row
+        return LockRecord(name, owner, _moment(acquired_at), _moment(expires_at))  # type: ignore[arg-type]
 
     def renew_lock(self, name: str, owner: str, now: datetime, ttl: timedelta) -> bool:
         """Extend a lock this owner holds; False when it was lost."""

@@ -224,7 +224,7 @@ def test_content_after_the_end_is_refused():
         (b'{"metadata": {"record_count": 0}, "data": []}', "no valid timestamp"),
         (b'{"metadata": {"timestamp": "2026-01-01T00:00:00Z"}, "data": [1]}', "not a JSON object"),
         (b'{"metadata": {"timestamp": "2026-01-01T00:00:00Z"}, "data": [', "truncated"),
-        (b"\xff\xfe garbage", "not valid JSON"),
+        (b"\xff\xfe garbage", "starts with byte 0xff"),
     ],
 )
 def test_files_that_are_not_backups_are_refused(data, match):

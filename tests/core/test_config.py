@@ -174,10 +174,11 @@ def test_extends_loop_is_reported(tmp_path, plugins):
     assert len(found) == 1 and "extends itself in a loop" in found[0]
 
 
-def test_missing_base_file_is_reported(tmp_path, plugins):
-    found = problems(write(tmp_path, "extends: nowhere.yaml\nversion: 1\n"), plugins)
+def test_missing_base_file_is_reported_at_its_extends_key(tmp_path, plugins):
+    found = problems(write(tmp_path, "version: 1\nextends: nowhere.yaml\n"), plugins)
     assert found == [
-        f"{tmp_path / 'nowhere.yaml'}: no such pipeline file (write one with `angles init`)"
+        f"{tmp_path / 'angles.yaml'}:2: extends: no such file {tmp_path / 'nowhere.yaml'}"
+        " (a path relative to this file)"
     ]
 
 
@@ -192,11 +193,18 @@ def test_missing_file(tmp_path, plugins):
     ]
 
 
-def test_unreadable_file(tmp_path, plugins):
-    path = write(tmp_path, "\udcff".encode("utf-8", "surrogateescape").decode("latin-1"))
-    path.write_bytes(b"version: 1\nname: \xff\xfe\n")
-    found = problems(path, plugins)
-    assert len(found) == 1 and "cannot read the pipeline file" in found[0]
+def test_a_file_that_is_not_utf8_names_the_line(tmp_path, plugins):
+    path = tmp_path / "angles.yaml"
+    path.write_bytes(b"version: 1\n# Latin-1 below\nname: caf\xe9\n")
+    assert problems(path, plugins) == [f"{path}:3: byte 0xe9 is not UTF-8: save the file as UTF-8"]
+
+
+def test_a_nul_byte_names_the_line(tmp_path, plugins):
+    path = tmp_path / "angles.yaml"
+    path.write_bytes(b"version: 1\n\nname: a\x00b\n")
+    assert problems(path, plugins) == [
+        f"{path}:3: invalid YAML: character 0x00 is not allowed in YAML (remove it)"
+    ]
 
 
 def test_malformed_yaml_names_the_line(tmp_path, plugins):

@@ -173,7 +173,9 @@ def test_a_test_run_goes_to_everyone_and_changes_nothing(pipeline, tmp_path):
     assert after == before
 
 
-def test_an_unreachable_state_store_still_notifies(angles_cli, pipeline_file, tmp_path):
+def test_an_unreachable_state_store_stops_the_run_before_anything_is_contacted(
+    angles_cli, pipeline_file, tmp_path
+):
     path = pipeline_file(
         """\
         version: 1
@@ -185,14 +187,12 @@ def test_an_unreachable_state_store_still_notifies(angles_cli, pipeline_file, tm
         """
     )
     result = angles_cli("run", path, "--format", "json")
-    assert result.exit_code == 2  # the check's verdict: the store does not change it
-    assert result.json()["notifications"] == [{"notifier": "log", "status": "sent"}]
-    logs = {p.name: p.read_text() for p in (tmp_path / "logs").iterdir()}
-    assert "state store unavailable" in logs["automated_runs.log"]
-    assert "run not recorded" in logs["automated_runs.log"]
-    assert "127.0.0.1:9/nowhere" in logs["automated_runs.log"]
-    for blob in [result.output, (tmp_path / "notes.jsonl").read_text(), *logs.values()]:
-        assert "pw-9876" not in blob
+    assert result.exit_code == 3
+    message = result.json()["error"]["message"]
+    assert message.startswith(f"{path}:2: state: cannot connect to the state store ")
+    assert "postgresql://angles:***@127.0.0.1:9/nowhere" in message
+    assert not (tmp_path / "notes.jsonl").exists()  # no notifier was asked
+    assert "pw-9876" not in result.output
 
 
 def test_policy_defaults():

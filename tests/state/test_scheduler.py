@@ -157,7 +157,7 @@ def test_a_run_still_in_progress_elsewhere_is_skipped(store_at, logs):
     scheduler = make(store_at, fake)
     scheduler.run_forever()
     assert scheduler.ran == []
-    assert '"holder": "other-host"' in (logs / "scheduler.log").read_text()
+    assert '"holder": "other-host since ' in (logs / "scheduler.log").read_text()
 
 
 def test_sigterm_finishes_the_current_run_then_stops(store_at):

@@ -7,14 +7,16 @@
 
 A file is written under a hidden temporary name and renamed into place when the
 transaction ends, so a reader never sees half a file and a failed run leaves the
-folder as it was. Retention (``retention_days``, ``keep_daily``…) is a key of every sink,
-applied by the backup engine.
+folder as it was. The temporary name carries the writer's host and pid, so the next
+run removes what a killed run left (and anything older than a day). Retention
+(``retention_days``, ``keep_daily``…) is a key of every sink, applied by the backup engine.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -26,7 +28,9 @@ from angles import BackupError, Sink, StoredFile, hookimpl
 from angles.helpers import BACKUP_SUFFIXES
 
 _TEMP_SUFFIX = ".tmp"
-#: A temporary file this old was left by a run that died; it is removed.
+#: Separates a temporary name's parts: ``.{name}~{host}~{pid}~{tag}.tmp``.
+_TEMP_SEPARATOR = "~"
+#: A temporary file this old was left by a run that died, whoever wrote it.
 _STALE_SECONDS = 24 * 3600
 
 
@@ -104,10 +108,15 @@ class LocalSink(Sink):
         return self.folder / name
 
     def _remove_stale(self) -> None:
+        """Remove temporary files of writers that died: a process of this host that is
+        gone, or anyone a day ago."""
         limit = time.time() - _STALE_SECONDS
+        host = socket.gethostname()
         for path in self.folder.glob(f".*{_TEMP_SUFFIX}"):
             with contextlib.suppress(OSError):
-                if path.stat().st_mtime < limit:
+                writer = _temporary_writer(path.name)
+                dead = writer is not None and writer[0] == host and not _process_exists(writer[1])
+                if dead or path.stat().st_mtime < limit:
                     path.unlink()
 
 
@@ -121,7 +130,7 @@ class _FolderWriter:
     def store(self, name: str, chunks: Iterable[bytes], *, record_count: int | None = None) -> int:
         """Write one file; on failure nothing is left and the transaction can go on."""
         final = self.sink._path(name)
-        temporary = final.with_name(f".{name}.{uuid.uuid4().hex[:12]}{_TEMP_SUFFIX}")
+        temporary = final.with_name(_temporary_name(name))
         size = 0
         try:
             with open(temporary, "wb") as handle:
@@ -146,6 +155,31 @@ class _FolderWriter:
         for temporary, _ in self.pending:
             temporary.unlink(missing_ok=True)
         self.pending.clear()
+
+
+def _temporary_name(name: str) -> str:
+    """The hidden name a file is written under: ``.{name}~{host}~{pid}~{tag}.tmp``."""
+    parts = (name, socket.gethostname(), str(os.getpid()), uuid.uuid4().hex[:12])
+    return f".{_TEMP_SEPARATOR.join(parts)}{_TEMP_SUFFIX}"
+
+
+def _temporary_writer(temporary: str) -> tuple[str, int] | None:
+    """The host and pid that wrote a temporary file (None for names without them)."""
+    parts = temporary.removesuffix(_TEMP_SUFFIX).rsplit(_TEMP_SEPARATOR, 3)
+    if len(parts) != 4 or not parts[2].isdigit():
+        return None
+    return parts[1], int(parts[2])
+
+
+def _process_exists(pid: int) -> bool:
+    """Whether a process with this pid runs on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _sync_folder(folder: Path) -> None:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -86,3 +91,73 @@ def test_names_cannot_leave_the_folder(sink):
             sink.open(name)
     with pytest.raises(BackupError, match=r"has no backup 'missing\.json'"):
         sink.open("missing.json")
+
+
+#: A backup run that writes part of a file and then hangs until it is killed.
+HANGING_WRITER = """\
+import sys, time
+from pathlib import Path
+from angles.core.context import Context
+from angles.core.pipeline import Pipeline
+from angles.core.plugins import load_plugins
+from angles.plugins.sinks.local import LocalSink
+
+folder = Path(sys.argv[1])
+context = Context(Pipeline(folder / "angles.yaml", {"version": 1}), load_plugins())
+sink = LocalSink("local", {"type": "local", "path": "store"}, context)
+
+def chunks():
+    yield b'{"metadata": '
+    print("writing", flush=True)
+    time.sleep(600)
+
+with sink.transaction("run") as writer:
+    writer.store(sys.argv[2], chunks())
+"""
+
+
+def hanging_writer(tmp_path: Path, name: str) -> subprocess.Popen:
+    writer = subprocess.Popen(
+        [sys.executable, "-c", HANGING_WRITER, str(tmp_path), name],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert writer.stdout.readline() == "writing\n"
+    return writer
+
+
+def hidden(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def test_the_next_run_removes_what_a_killed_run_left_but_not_a_live_ones(sink, tmp_path):
+    folder = tmp_path / "store"
+    killed = hanging_writer(tmp_path, "a_2026-01-01_00-00-00.json")
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    [left] = hidden(folder)
+    assert left.startswith(".a_2026-01-01_00-00-00.json")
+    alive = hanging_writer(tmp_path, "b_2026-01-01_00-00-00.json")
+    try:
+        [live] = [name for name in hidden(folder) if name != left]
+        with sink.transaction("next run") as writer:
+            writer.store("c_2026-01-01_00-00-00.json", [b"{}"])
+        assert hidden(folder) == [live]  # the live writer's file is still being written
+        assert visible(folder) == [live, "c_2026-01-01_00-00-00.json"]
+    finally:
+        alive.kill()
+        alive.wait()
+
+
+def test_old_temporary_files_of_anyone_are_removed_after_a_day(sink, tmp_path):
+    folder = tmp_path / "store"
+    folder.mkdir()
+    fresh = folder / ".x_2026-01-01_00-00-00.json~web-2~4242~0123456789ab.tmp"
+    old = folder / ".y_2026-01-01_00-00-00.json.0123456789ab.tmp"  # an older angles' name
+    for path in (fresh, old):
+        path.write_bytes(b"{")
+    day_ago = time.time() - 24 * 3600 - 60
+    os.utime(old, (day_ago, day_ago))
+    with sink.transaction("run") as writer:
+        writer.store("z_2026-01-01_00-00-00.json", [b"{}"])
+    assert hidden(folder) == [fresh.name]  # another host's writer may still be at work
