@@ -12,11 +12,14 @@ import pytest
 JUNK_BYTES = 512 << 20
 PEAK_LIMIT_KIB = 200 << 10
 #: Runs ``angles ARGS`` and reports the process's peak resident memory on the last line.
+#: VmHWM, not ru_maxrss: Linux keeps ru_maxrss across execve, so a child of a large pytest
+#: process would report the parent's peak.
 MEASURED = (
-    "import resource, sys\n"
+    "import re, sys\n"
     "from angles.cli import main\n"
     "code = main(sys.argv[1:])\n"
-    "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+    "status = open('/proc/self/status').read()\n"
+    "print(re.search(r'VmHWM:\\s+(\\d+)', status)[1], file=sys.stderr)\n"
     "sys.exit(code)\n"
 )
 
