@@ -81,10 +81,14 @@ class AnglesGroup(click.Group):
 def _plugin_commands(ctx: click.Context) -> dict[str, click.Command]:
     """Commands added by plugins, collected once per invocation (never kept globally)."""
     if "angles.plugin_commands" not in ctx.meta:
-        from angles.core.plugins import get_plugin_manager
+        from angles.core.plugins import broken_plugins, get_plugin_manager
 
+        manager = get_plugin_manager()
+        # The first place every command line loads plugins: say once what was skipped.
+        for broken in broken_plugins(manager):
+            click.secho(f"angles: warning: {broken.message}", err=True, fg="yellow")
         collector = click.Group()
-        get_plugin_manager().hook.angles_register_commands(cli=collector)
+        manager.hook.angles_register_commands(cli=collector)
         ctx.meta["angles.plugin_commands"] = collector.commands
     return ctx.meta["angles.plugin_commands"]
 

@@ -15,7 +15,7 @@ from angles.cli.invocation import invocation
 from angles.core.context import Context
 from angles.core.logging import Logs, console_stream
 from angles.core.pipeline import Pipeline
-from angles.core.plugins import Plugins, load_plugins
+from angles.core.plugins import Plugins, broken_plugins, load_plugins
 from angles.core.redact import Redactor
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -97,8 +97,15 @@ def open_context(
     if watched:
         from angles.cli.progress import terminal_progress
 
-        return Context(pipeline, plugins, test=test, progress=terminal_progress, logs=logs)
-    return Context(pipeline, plugins, test=test, logs=logs)
+        context = Context(pipeline, plugins, test=test, progress=terminal_progress, logs=logs)
+    else:
+        context = Context(pipeline, plugins, test=test, logs=logs)
+    # An unattended run says in its log which installed plugin it ran without.
+    for broken in broken_plugins(plugins.manager):
+        context.logger("plugins").warning(
+            "plugin skipped", plugin=broken.name, error=broken.message
+        )
+    return context
 
 
 @contextlib.contextmanager

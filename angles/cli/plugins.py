@@ -24,5 +24,7 @@ def command(output_format: str) -> None:
         return
     for row in rows:
         echo(f"{row['name']}  ({row['package']} {row['version']})", bold=True)
+        if "error" in row:
+            echo(f"    BROKEN: {row['error']}", fg="red")
         for kind, types in row["types"].items():
             echo(f"    {kind}: {', '.join(types)}")

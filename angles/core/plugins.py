@@ -57,6 +57,52 @@ def disabled_plugins() -> set[str]:
     return set(_names(DISABLE_VARIABLE))
 
 
+@dataclass(frozen=True)
+class BrokenPlugin:
+    """An installed plugin whose entry point cannot be loaded (a package half removed,
+    metadata left behind): registered in its place, with no hooks, so that angles runs
+    without it and says why."""
+
+    name: str
+    distribution: str
+    version: str
+    error: str
+
+    @property
+    def message(self) -> str:
+        return (
+            f"plugin {self.name!r} ({self.distribution} {self.version}) is skipped: it "
+            f"cannot be loaded ({self.error}); reinstall or uninstall {self.distribution}, "
+            f"or set {DISABLE_VARIABLE}={self.name}"
+        )
+
+
+def broken_plugins(manager: pluggy.PluginManager) -> list[BrokenPlugin]:
+    """The installed plugins that could not be loaded into ``manager``."""
+    return [plugin for plugin in manager.get_plugins() if isinstance(plugin, BrokenPlugin)]
+
+
+def _set_aside_broken_entry_points(manager: pluggy.PluginManager) -> None:
+    """Register a :class:`BrokenPlugin` under the name of every entry point that fails to
+    load, so that pluggy's loader, which stops at the first failure, skips it."""
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        if manager.is_blocked(entry.name) or manager.get_plugin(entry.name) is not None:
+            continue
+        try:
+            entry.load()
+        except Exception as exc:
+            dist = entry.dist
+            broken = BrokenPlugin(
+                entry.name,
+                dist.name if dist else entry.value,
+                dist.version if dist else "?",
+                f"{type(exc).__name__}: {exc}",
+            )
+            manager.register(broken, name=entry.name)
+
+
 def get_plugin_manager(*, entry_points: bool = True) -> pluggy.PluginManager:
     """A new plugin manager with the hook specs, installed plugins and builtins.
 
@@ -77,6 +123,7 @@ def get_plugin_manager(*, entry_points: bool = True) -> pluggy.PluginManager:
     for name in disabled_plugins():
         manager.set_blocked(name)
     if entry_points:
+        _set_aside_broken_entry_points(manager)
         manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
     for module_name in (*_names(EXTRA_VARIABLE), *BUILTIN_PLUGINS):
         if not manager.is_blocked(module_name) and manager.get_plugin(module_name) is None:
@@ -163,6 +210,17 @@ class Plugins:
         rows = []
         for name, plugin in sorted(self.manager.list_name_plugin(), key=lambda item: item[0]):
             if plugin is None:
+                continue
+            if isinstance(plugin, BrokenPlugin):
+                rows.append(
+                    {
+                        "name": name,
+                        "package": plugin.distribution,
+                        "version": plugin.version,
+                        "types": {},
+                        "error": plugin.message,
+                    }
+                )
                 continue
             dist = distributions.get(id(plugin))
             types = {

@@ -259,3 +259,51 @@ def test_a_check_refuses_a_connection_of_the_wrong_kind(register_plugin, pipelin
         "'mem' is a memory connection",
         f"ERROR: {path}:9: backups[0].connection: 'mem' is a memory connection, which holds no tables",
     ]
+
+
+@pytest.fixture
+def half_removed_plugin(tmp_path):
+    """An installed distribution whose plugin module is gone (``pip`` interrupted, or a
+    package removed by hand): its metadata still names an ``angles`` entry point."""
+    site = tmp_path / "site"
+    info = site / "angles_gone-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: angles-gone\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[angles]\ngone = angles_gone_plugin\n")
+    return site
+
+
+def test_a_plugin_that_cannot_be_loaded_is_skipped_and_named(half_removed_plugin, monkeypatch):
+    monkeypatch.syspath_prepend(str(half_removed_plugin))
+    plugins = load_plugins()
+    assert "console" in plugins.notifiers  # angles still works, with every builtin
+    (row,) = [r for r in plugins.describe() if r["name"] == "gone"]
+    assert row["package"] == "angles-gone" and row["types"] == {}
+    assert "No module named 'angles_gone_plugin'" in row["error"]
+    assert "ANGLES_DISABLE_PLUGINS=gone" in row["error"]
+
+
+def test_commands_run_beside_a_plugin_that_cannot_be_loaded(half_removed_plugin, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "angles" / "examples" / "local.yaml"
+    environment = {**os.environ, "PYTHONPATH": str(half_removed_plugin)}
+
+    def angles(*args):
+        command = [sys.executable, "-m", "angles", *args]
+        return subprocess.run(
+            command, capture_output=True, text=True, env=environment, cwd=tmp_path
+        )
+
+    shown = angles("--help")
+    assert shown.returncode == 0, shown.stderr
+    assert "Usage: angles" in shown.stdout
+    assert "plugin 'gone' (angles-gone 1.0) is skipped" in shown.stderr
+    assert "internal error" not in shown.stderr
+    listed = angles("plugins")
+    assert listed.returncode == 0 and "BROKEN" in listed.stdout
+    assert angles("validate", str(example)).returncode == 0
+    assert angles("schema").returncode == 0
