@@ -36,7 +36,9 @@ __all__ = [
     "BackupName",
     "BackupWriter",
     "canonical",
+    "format_stamp",
     "metadata_from_head",
+    "parse_stamp",
     "parse_timestamp",
 ]
 
@@ -93,6 +95,19 @@ def format_metadata_timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def format_stamp(moment: datetime) -> str:
+    """A moment as backup file names write it: ``2026-11-26_03-00-00`` (UTC)."""
+    return moment.astimezone(UTC).strftime(_STAMP_FORMAT)
+
+
+def parse_stamp(text: str) -> datetime | None:
+    """The moment a file name's ``2026-11-26_03-00-00`` says (UTC), or None."""
+    try:
+        return datetime.strptime(text, _STAMP_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True)
 class BackupName:
     """The parts of a backup file name: ``{table}_{YYYY-MM-DD_HH-MM-SS}.json[.gz][.age]``.
@@ -116,9 +131,8 @@ class BackupName:
         match = _NAME.match(name)
         if not match:
             return None
-        try:
-            moment = datetime.strptime(match["stamp"], _STAMP_FORMAT).replace(tzinfo=UTC)
-        except ValueError:
+        moment = parse_stamp(match["stamp"])
+        if moment is None:
             return None
         return cls(
             match["table"], moment, bool(match["pre"]), bool(match["gz"]), bool(match["age"])
@@ -127,14 +141,12 @@ class BackupName:
     @property
     def stamp(self) -> str:
         """The timestamp as file names write it (``2026-11-26_03-00-00``, UTC)."""
-        return self.timestamp.astimezone(UTC).strftime(_STAMP_FORMAT)
+        return format_stamp(self.timestamp)
 
     def __str__(self) -> str:
         middle = f"_{PRE_RESTORE}" if self.pre_restore else ""
         suffix = (".json.gz" if self.compressed else ".json") + (".age" if self.encrypted else "")
-        return (
-            f"{self.table}{middle}_{self.timestamp.astimezone(UTC).strftime(_STAMP_FORMAT)}{suffix}"
-        )
+        return f"{self.table}{middle}_{self.stamp}{suffix}"
 
 
 class BackupWriter:

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from angles.backup.encryption import encrypted_name, open_backup
-from angles.backup.format import BackupFile, BackupName, metadata_from_head
+from angles.backup.format import BackupFile, BackupName, format_stamp, metadata_from_head
 from angles.core.context import Context
 from angles.core.errors import AnglesError, BackupError, ServiceError
 from angles.core.results import Status
@@ -46,7 +46,7 @@ class ListedBackup:
             "pre_restore": self.pre_restore,
             "encrypted": self.encrypted,
             # The files of one backup run share their timestamp: a set.
-            "set": self.timestamp.strftime("%Y-%m-%d_%H-%M-%S") if self.timestamp else None,
+            "set": format_stamp(self.timestamp) if self.timestamp else None,
             "error": self.error,
         }
 

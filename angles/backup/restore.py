@@ -90,6 +90,10 @@ class RestorePlan:
     pre_restore_files: list[dict[str, str]] = field(default_factory=list)
     applied: dict[str, int] | None = None
     sorted_in_memory: bool = False
+    #: The last value of each sequence the backup recorded (files from 1.2.0 on).
+    recorded_sequences: dict[str, int | None] = field(default_factory=dict)
+    #: The table as it was described when planned.
+    schema: TableSchema | None = field(default=None, repr=False)
     _source: _Source | None = field(default=None, repr=False)
 
     @property
@@ -197,6 +201,8 @@ def prepare_restore(context: Context, request: RestoreRequest) -> RestorePlan:
             auto_migrate=bool(context.pipeline.restore.get("auto_migrate")),
             primary_key=list(schema.primary_key),
             backup_time=backup.timestamp,
+            recorded_sequences=backup.sequence_values,
+            schema=schema,
             _source=source,
         )
         _diff(plan, database, schema, backup, source, sample=True, progress=context.progress)
@@ -228,17 +234,15 @@ def apply_restore(context: Context, plan: RestorePlan) -> RestorePlan:
     if reason:
         raise RestoreRefused(f"live restore of {plan.table!r} refused: {reason}")
     plan.live = True
+    database = database_for(context, plan.connection)
     if plan.to_write:
-        database = database_for(context, plan.connection)
         save_pre_restore(context, plan, database)
-        with database.transaction():
-            write_changes(context, plan, database)
-    else:
-        write_changes(context, plan, None)
+    with database.transaction():
+        write_changes(context, plan, database)
     return plan
 
 
-def write_changes(context: Context, plan: RestorePlan, database: Database | None) -> None:
+def write_changes(context: Context, plan: RestorePlan, database: Database) -> None:
     """Write a plan's inserts and updates in batches (inside the caller's transaction,
     where the database has them: a failure half-way changes nothing)."""
     assert plan._source is not None, "a plan from prepare_restore"
@@ -247,7 +251,7 @@ def write_changes(context: Context, plan: RestorePlan, database: Database | None
     plan.live = True
     applied = {Kind.INSERT.value: 0, Kind.UPDATE.value: 0, Kind.NEWER_IN_DATABASE.value: 0}
     written = 0
-    if not plan.to_write or database is None:
+    if not plan.to_write:
         plan.applied = {**applied, "written": 0}
         log.info("restore applied", table=plan.table, backup=plan.backup, applied=plan.applied)
         return

@@ -20,7 +20,7 @@ from typing import Any
 
 from angles.backup.diff import Kind
 from angles.backup.engine import database_for
-from angles.backup.format import BackupName
+from angles.backup.format import BackupName, format_stamp, parse_stamp
 from angles.backup.restore import (
     RestorePlan,
     RestoreRequest,
@@ -56,7 +56,7 @@ class SetPlan:
         return {
             "backup": self.entry,
             "sink": self.sink,
-            "set": BackupName(self.entry, self.timestamp).stamp,
+            "set": format_stamp(self.timestamp),
             "order": [plan.table for plan in self.plans],
             "cycles": self.cycles,
             "warnings": self.warnings,
@@ -149,16 +149,18 @@ def apply_set_restore(context: Context, restore: SetRestore) -> SetRestore:
                 save_pre_restore(context, plan, database, moment)
         with database.transaction():
             for plan in one.plans:
-                write_changes(context, plan, database if plan.to_write else None)
+                write_changes(context, plan, database)
         for plan in one.plans:
-            schema = database.describe(plan.table)
-            if schema.sequences:
-                recorded = _recorded_sequences(plan)
-                one.sequences.update(database.advance_sequences(plan.table, schema, recorded))
+            assert plan.schema is not None, "a plan from prepare_restore"
+            if plan.schema.sequences:
+                advanced = database.advance_sequences(
+                    plan.table, plan.schema, plan.recorded_sequences
+                )
+                one.sequences.update(advanced)
         log.info(
             "set restored",
             backup=one.entry,
-            set=BackupName(one.entry, one.timestamp).stamp,
+            set=format_stamp(one.timestamp),
             tables=len(one.plans),
             written=sum((plan.applied or {}).get("written", 0) for plan in one.plans),
             sequences=one.sequences,
@@ -200,10 +202,9 @@ def _plan_set(
     if moment is None:
         moment = max(found)
     elif moment not in found:
-        stamps = ", ".join(BackupName("", m).stamp for m in sorted(found, reverse=True)[:5])
+        stamps = ", ".join(format_stamp(m) for m in sorted(found, reverse=True)[:5])
         raise RestoreRefused(
-            f"sink {sink_name!r} holds no set of {entry['name']!r} taken at "
-            f"{BackupName('', moment).stamp}",
+            f"sink {sink_name!r} holds no set of {entry['name']!r} taken at {format_stamp(moment)}",
             hint=f"the newest sets: {stamps}",
         )
     files = found[moment]
@@ -219,17 +220,16 @@ def _plan_set(
             close_plan(plan)
         raise
     database = database_for(context, entry["connection"])
-    order, cycles = _parents_first(database, [plan.table for plan in plans])
-    by_table = {plan.table: plan for plan in plans}
+    ordered, cycles = _parents_first(plans)
     one = SetPlan(
         entry=entry["name"],
         connection=entry["connection"],
         sink=sink_name,
         timestamp=moment,
-        plans=[by_table[table] for table in order],
+        plans=ordered,
         cycles=cycles,
     )
-    if any(_recorded_sequences(p) for p in plans) and not _sets_sequences(database):
+    if any(p.recorded_sequences for p in plans) and not _sets_sequences(database):
         one.warnings.append(
             f"sequences cannot be set through the {database.type} connection: after the "
             "restore, set them to the tables' maxima (a postgres connection does it)"
@@ -237,11 +237,12 @@ def _plan_set(
     return one
 
 
-def _parents_first(database: Database, tables: list[str]) -> tuple[list[str], list[str]]:
-    """``tables`` ordered so that each comes after the tables its foreign keys refer to
-    (Kahn's algorithm, ties by name); tables in a circle come last, in name order."""
-    wanted = set(tables)
-    parents = {t: set(database.describe(t).parents) & wanted for t in tables}
+def _parents_first(plans: list[RestorePlan]) -> tuple[list[RestorePlan], list[str]]:
+    """``plans`` ordered so that each table comes after the tables its foreign keys refer
+    to (Kahn's algorithm, ties by name); tables in a circle come last, in name order."""
+    by_table = {plan.table: plan for plan in plans}
+    wanted = set(by_table)
+    parents = {t: set(p.schema.parents if p.schema else ()) & wanted for t, p in by_table.items()}
     order: list[str] = []
     ready = sorted(t for t, p in parents.items() if not p)
     while ready:
@@ -254,12 +255,7 @@ def _parents_first(database: Database, tables: list[str]) -> tuple[list[str], li
                     ready.append(child)
                     ready.sort()
     cycles = sorted(wanted - set(order))
-    return order + cycles, cycles
-
-
-def _recorded_sequences(plan: RestorePlan) -> dict[str, int | None]:
-    assert plan._source is not None
-    return plan._source.open().sequence_values
+    return [by_table[table] for table in order + cycles], cycles
 
 
 def _sets_sequences(database: Database) -> bool:
@@ -267,10 +263,10 @@ def _sets_sequences(database: Database) -> bool:
 
 
 def _parse_stamp(text: str) -> datetime:
-    parsed = BackupName.parse(f"x_{text}.json")
-    if parsed is None:
+    moment = parse_stamp(text)
+    if moment is None:
         raise AnglesError(
             f"--at {text!r} is not a backup time",
             hint="write it as in file names: 2026-11-26_03-00-00",
         )
-    return parsed.timestamp
+    return moment

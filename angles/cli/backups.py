@@ -37,6 +37,7 @@ def command() -> None:
 @format_option
 def list_command(pipeline: Path, output_format: str) -> None:
     """The backups in each sink, newest first, with record counts and sizes."""
+    from angles.backup.format import format_stamp
     from angles.backup.inventory import list_backups
 
     with open_context(pipeline) as context:
@@ -53,8 +54,7 @@ def list_command(pipeline: Path, output_format: str) -> None:
             key = (row.timestamp, row.pre_restore)
             if row.timestamp and sets[key] > 1 and key != shown:
                 what = "pre-restore set" if row.pre_restore else "set"
-                stamp = row.timestamp.strftime("%Y-%m-%d_%H-%M-%S")
-                echo(f" {what} {stamp}: {plural(sets[key], 'table')}")
+                echo(f" {what} {format_stamp(row.timestamp)}: {plural(sets[key], 'table')}")
             shown = key
             if row.error:
                 echo(f"  {row.name}  DAMAGED: {row.error}", fg="red")

@@ -137,14 +137,29 @@ def echo_json(data: Any) -> None:
     click.echo(json.dumps(clean, indent=2, ensure_ascii=False, default=str))
 
 
-def echo(text: str = "", **style: Any) -> None:
-    """Print text for people on stdout, secrets redacted."""
-    click.secho(invocation().redact.text(text), **style)
+def echo(text: str = "", *, err: bool = False, **style: Any) -> None:
+    """Print text for people on stdout (``err``: on stderr), secrets redacted."""
+    click.secho(invocation().redact.text(text), err=err, **style)
 
 
 def is_terminal() -> bool:
     """Whether a person is at the keyboard (stdin and stdout are terminals)."""
     return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def confirm_live_restore(question: str, show_plan: Callable[[], None]) -> None:
+    """Show the plan on stderr and ask; no terminal to ask on, or a no, refuses the
+    restore before anything is written."""
+    from angles.core.errors import RestoreRefused
+
+    if not is_terminal():
+        raise RestoreRefused(
+            "a live restore needs confirmation and there is no terminal to ask on",
+            hint="add --yes to restore without asking",
+        )
+    show_plan()
+    if not click.confirm(question, default=False, err=True):
+        raise RestoreRefused("the live restore was not confirmed; nothing was changed")
 
 
 STATUS_COLOURS = {"ok": "green", "warning": "yellow", "error": "red"}

@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from angles.cli.common import (
+    confirm_live_restore,
     echo,
     echo_json,
     examples,
     format_option,
-    is_terminal,
     open_context,
     pipeline_argument,
     pipeline_locked,
@@ -135,19 +135,10 @@ def command(
 
 
 def _confirm(plan: RestorePlan) -> None:
-    from angles.core.errors import RestoreRefused
-
-    if not is_terminal():
-        raise RestoreRefused(
-            "a live restore needs confirmation and there is no terminal to ask on",
-            hint="add --yes to restore without asking",
-        )
-    _print_plan(plan, err=True)
     question = (
         f"Write {plan.to_write} rows into {plan.table!r} (after saving a pre-restore backup of it)?"
     )
-    if not click.confirm(question, default=False, err=True):
-        raise RestoreRefused("the live restore was not confirmed; nothing was changed")
+    confirm_live_restore(question, lambda: _print_plan(plan, err=True))
 
 
 def _show(plan: RestorePlan, as_json: bool) -> None:
@@ -159,10 +150,7 @@ def _show(plan: RestorePlan, as_json: bool) -> None:
 
 def _print_plan(plan: RestorePlan, *, err: bool = False) -> None:
     def say(text: str = "", **style: Any) -> None:
-        if err:
-            click.secho(text, err=True, **style)
-        else:
-            echo(text, **style)
+        echo(text, err=err, **style)
 
     where = f"{plan.sink}:{plan.backup}" if plan.sink else plan.backup
     trust = (

@@ -4,11 +4,12 @@ pre-restore backup set."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from angles.cli.common import echo, echo_json, is_terminal, open_context
+from angles.backup.format import format_stamp
+from angles.cli.common import confirm_live_restore, echo, echo_json, open_context
 from angles.core.errors import ExitCode, RestoreRefused
 from angles.core.text import plural
 
@@ -60,19 +61,12 @@ def restore_set(
 
 
 def _confirm(restore: SetRestore) -> None:
-    if not is_terminal():
-        raise RestoreRefused(
-            "a live restore needs confirmation and there is no terminal to ask on",
-            hint="add --yes to restore without asking",
-        )
-    _print(restore, err=True)
     tables = sum(1 for plan in restore.plans if plan.to_write)
     question = (
         f"Write {restore.to_write} rows into {plural(tables, 'table')} "
         "(after saving a pre-restore backup of each)?"
     )
-    if not click.confirm(question, default=False, err=True):
-        raise RestoreRefused("the live restore was not confirmed; nothing was changed")
+    confirm_live_restore(question, lambda: _print(restore, err=True))
 
 
 def _show(restore: SetRestore, as_json: bool) -> None:
@@ -83,11 +77,8 @@ def _show(restore: SetRestore, as_json: bool) -> None:
 
 
 def _print(restore: SetRestore, *, err: bool = False) -> None:
-    def say(text: str = "", **style: object) -> None:
-        if err:
-            click.secho(text, err=True, **style)  # type: ignore[arg-type]
-        else:
-            echo(text, **style)  # type: ignore[arg-type]
+    def say(text: str = "", **style: Any) -> None:
+        echo(text, err=err, **style)
 
     for one in restore.sets:
         trust = (
@@ -95,7 +86,7 @@ def _print(restore: SetRestore, *, err: bool = False) -> None:
             if all(plan.verified for plan in one.plans)
             else click.style("NOT ALL VERIFIED", fg="yellow")
         )
-        stamp = one.timestamp.strftime("%Y-%m-%d_%H-%M-%S")
+        stamp = format_stamp(one.timestamp)
         say(
             f"Restore of {plural(len(one.plans), 'table')} of {one.entry!r}, set {stamp} "
             f"from {one.sink} ({trust}), parents first:"

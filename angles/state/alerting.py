@@ -193,7 +193,7 @@ def _start(context: Context, entry: dict[str, Any], report: RunReport) -> None:
         notifier: Notifier = context.create("notifier", entry["name"], entry)  # type: ignore[assignment]
         notifier.start(report)
     except Exception as exc:
-        message = context.redact(str(exc) if isinstance(exc, AnglesError) else one_line(exc))
+        message = _failure(context, exc)
         log.warning("start not announced", error=message)
 
 
@@ -215,7 +215,7 @@ def _deliver(
         notifier: Notifier = context.create("notifier", entry["name"], entry)  # type: ignore[assignment]
         notifier.send(notification)
     except Exception as exc:
-        message = context.redact(str(exc) if isinstance(exc, AnglesError) else one_line(exc))
+        message = _failure(context, exc)
         log.warning("notification failed", error=message)
         return NotificationRun(entry["name"], FAILED, message)
     log.info(
@@ -225,3 +225,9 @@ def _deliver(
         recoveries=[r.check.name for r in notification.recoveries],
     )
     return NotificationRun(entry["name"], SENT)
+
+
+def _failure(context: Context, exc: Exception) -> str:
+    """Why a notifier failed, redacted: an angles error whole (its hint says what to
+    check), anything else as one line."""
+    return context.redact(str(exc) if isinstance(exc, AnglesError) else one_line(exc))
