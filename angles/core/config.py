@@ -582,7 +582,7 @@ class _Validator:
             given = [key for key in ("table", "tables") if key in backup]
             if len(given) != 1:
                 self.add(
-                    ("backups", index, given[-1] if given else "name"),
+                    ("backups", index, given[-1]) if given else ("backups", index),
                     "a backup names its tables with either `table:` or `tables:`"
                     if given
                     else "a backup needs `table:` (one table) or `tables:` (all, or a list)",
