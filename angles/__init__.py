@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from angles.core.check import Check
-    from angles.core.connection import Connection, Database, ForeignKey, Row, TableSchema
+    from angles.core.connection import (
+        Connection,
+        Database,
+        ForeignKey,
+        Row,
+        StagedBackup,
+        TableSchema,
+    )
     from angles.core.context import Context
     from angles.core.errors import (
         AnglesError,
@@ -58,6 +65,7 @@ _SOURCES = {
     "SqlDatabase": "angles.sql",
     "Status": "angles.core.results",
     "StoredFile": "angles.core.sink",
+    "StagedBackup": "angles.core.connection",
     "TableSchema": "angles.core.connection",
     "hookimpl": "angles.core.hookspecs",
     "parse_filter": "angles.core.filters",
@@ -87,6 +95,7 @@ __all__ = [
     "Sink",
     "SinkWriter",
     "SqlDatabase",
+    "StagedBackup",
     "Status",
     "StoredFile",
     "TableSchema",

@@ -35,6 +35,7 @@ __all__ = [
     "BackupFile",
     "BackupName",
     "BackupWriter",
+    "ChecksumMismatch",
     "canonical",
     "format_stamp",
     "metadata_from_head",
@@ -450,7 +451,42 @@ class BackupFile:
         except (OSError, EOFError, zlib.error) as exc:
             raise self._damaged(f"it cannot be decompressed or read ({exc})") from exc
 
+    def lines(self) -> Iterator[bytes]:
+        """Every row as the bytes the file holds (without the comma between rows), in
+        file order; verifies count and checksum after the last one, over those bytes.
+
+        No row is parsed: this is how a database that reads JSON itself is given a backup.
+        A row spelled otherwise than canonically (hand-edited, or from another writer)
+        fails the checksum here even when :meth:`rows` would pass; read it with
+        :meth:`rows` then. A file parsed whole gives each row's canonical form.
+        """
+        if self._read:
+            raise BackupError(f"backup {self.name} was already read; open it again")
+        self._read = True
+        if self._data is not None:
+            rows = self._verified(self._parsed_rows())
+            yield from (canonical(row) for row in rows)
+            return
+        expected = self.checksum
+        digest = hashlib.sha256() if expected else None
+        count = 0
+        try:
+            for line in self._raw_lines():
+                if digest is not None:
+                    if count:
+                        digest.update(b"\n")
+                    digest.update(line)
+                count += 1
+                yield line
+        except (OSError, EOFError, zlib.error) as exc:
+            raise self._damaged(f"it cannot be decompressed or read ({exc})") from exc
+        self._judge(count, digest)
+
     def _lines(self) -> Iterator[Row]:
+        for line in self._raw_lines():
+            yield self._load(line, f"line {self._line}")
+
+    def _raw_lines(self) -> Iterator[bytes]:
         stream, comma, closed = self._stream, None, False
         for raw in stream:
             self._line += 1
@@ -465,7 +501,7 @@ class BackupFile:
             if comma is False:
                 raise self._damaged(f"line {self._line - 1} lacks the comma between two rows")
             comma = line.endswith(b",")
-            yield self._load(line[:-1] if comma else line, f"line {self._line}")
+            yield line[:-1] if comma else line
         if not closed:
             raise self._damaged(
                 f"it is truncated (it ends at line {self._line} without the closing ]}})"
@@ -479,8 +515,7 @@ class BackupFile:
         self._data = []
 
     def _verified(self, rows: Iterator[Any]) -> Iterator[Row]:
-        expected = self.checksum
-        digest = hashlib.sha256() if expected else None
+        digest = hashlib.sha256() if self.checksum else None
         count = 0
         for row in rows:
             if not isinstance(row, dict):
@@ -491,21 +526,30 @@ class BackupFile:
                 digest.update(canonical(row))
             count += 1
             yield row
+        self._judge(count, digest)
+
+    def _judge(self, count: int, digest: Any) -> None:
+        """After the last row: the record count, then the checksum (``digest`` of the rows)."""
+        expected = self.checksum
         if self.record_count is not None and self.record_count != count:
             raise self._damaged(f"its metadata says {self.record_count} rows but it holds {count}")
-        if digest is None:
+        if digest is None or expected is None:
             self.verified = False
             return
         if not expected.startswith(CHECKSUM_PREFIX):
             raise self._damaged(f"its checksum {expected!r} is not a sha256: checksum")
         actual = CHECKSUM_PREFIX + digest.hexdigest()
         if actual != expected:
-            raise BackupError(
+            raise ChecksumMismatch(
                 f"backup {self.name} does not match its checksum "
                 f"(the file says {expected}, its rows hash to {actual})",
                 hint="the file was changed or damaged after it was written; restore another backup",
             )
         self.verified = True
+
+
+class ChecksumMismatch(BackupError):
+    """A file whose rows do not hash to its checksum."""
 
 
 def _peek(stream: BinaryIO, size: int) -> bytes:

@@ -32,9 +32,9 @@ from angles.backup.diff import (
 )
 from angles.backup.encryption import open_backup, open_backup_file
 from angles.backup.engine import backup_name, database_for, export_table, store_files
-from angles.backup.format import BackupFile, BackupName
+from angles.backup.format import BackupFile, BackupName, ChecksumMismatch
 from angles.backup.tables import TableSelection
-from angles.core.connection import Database, Row, TableSchema
+from angles.core.connection import Database, Row, StagedBackup, TableSchema
 from angles.core.context import Context
 from angles.core.errors import AnglesError, BackupError, RestoreRefused
 from angles.core.progress import ProgressFactory, counted, no_progress
@@ -95,6 +95,8 @@ class RestorePlan:
     #: The table as it was described when planned.
     schema: TableSchema | None = field(default=None, repr=False)
     _source: _Source | None = field(default=None, repr=False)
+    #: The backup loaded into the database and diffed there, where it can be.
+    _staged: StagedBackup | None = field(default=None, repr=False)
 
     @property
     def schema_differs(self) -> bool:
@@ -247,44 +249,27 @@ def apply_restore(context: Context, plan: RestorePlan) -> RestorePlan:
 
 
 def write_changes(context: Context, plan: RestorePlan, database: Database) -> None:
-    """Write a plan's inserts and updates in batches (inside the caller's transaction,
-    where the database has them: a failure half-way changes nothing)."""
+    """Write a plan's inserts and updates (inside the caller's transaction, where the
+    database has them: a failure half-way changes nothing): in one statement where the
+    database diffed the backup itself, else in batches."""
     assert plan._source is not None, "a plan from prepare_restore"
     log = context.logger("restore")
     started = time.perf_counter()
     plan.live = True
-    applied = {Kind.INSERT.value: 0, Kind.UPDATE.value: 0, Kind.NEWER_IN_DATABASE.value: 0}
-    written = 0
-    if not plan.to_write:
-        plan.applied = {**applied, "written": 0}
-        log.info("restore applied", table=plan.table, backup=plan.backup, applied=plan.applied)
-        return
-    schema = plan.schema or database.describe(plan.table)
-    batch_size = int(context.pipeline.restore.get("batch_size") or DEFAULT_BATCH_SIZE)
-    batch: list[Row] = []
-    write = set(plan.compared_columns) - set(schema.generated)
-
-    def flush() -> None:
-        nonlocal written
-        if batch:
-            written += database.upsert(plan.table, schema, batch, batch_size=len(batch))
-            batch.clear()
-            advance(written)
-
+    kinds = (Kind.INSERT.value, Kind.UPDATE.value, Kind.NEWER_IN_DATABASE.value)
+    applied = dict.fromkeys([*kinds, "written"], 0)
     try:
-        with context.progress(f"Restoring {plan.table}", plan.to_write) as advance:
-            for change in _changes(plan, database, schema, plan._source.open()):
-                if change.kind in (Kind.INSERT, Kind.UPDATE) or (
-                    change.kind is Kind.NEWER_IN_DATABASE and plan.overwrite_newer
-                ):
-                    assert change.row is not None
-                    batch.append({c: v for c, v in change.row.items() if c in write})
-                    applied[change.kind.value] += 1
-                    if len(batch) >= batch_size:
-                        flush()
-            flush()
+        if not plan.to_write:
+            pass
+        elif plan._staged is not None:
+            with context.progress(f"Restoring {plan.table}", plan.to_write) as advance:
+                applied.update(plan._staged.write(overwrite_newer=plan.overwrite_newer))
+                applied["written"] = sum(applied[kind] for kind in kinds)
+                advance(applied["written"])
+        else:
+            _write_batches(context, plan, database, applied)
     finally:
-        plan.applied = {**applied, "written": written}
+        plan.applied = applied
         log.info(
             "restore applied",
             table=plan.table,
@@ -295,11 +280,44 @@ def write_changes(context: Context, plan: RestorePlan, database: Database) -> No
         )
 
 
+def _write_batches(
+    context: Context, plan: RestorePlan, database: Database, applied: dict[str, int]
+) -> None:
+    """Re-diff the backup with the table and upsert what differs, a batch at a time;
+    ``applied`` counts the rows by kind, and those ``written``, as it goes."""
+    assert plan._source is not None
+    schema = plan.schema or database.describe(plan.table)
+    batch_size = int(context.pipeline.restore.get("batch_size") or DEFAULT_BATCH_SIZE)
+    batch: list[Row] = []
+    write = set(plan.compared_columns) - set(schema.generated)
+
+    def flush() -> None:
+        if batch:
+            applied["written"] += database.upsert(plan.table, schema, batch, batch_size=len(batch))
+            batch.clear()
+            advance(applied["written"])
+
+    with context.progress(f"Restoring {plan.table}", plan.to_write) as advance:
+        for change in _changes(plan, database, schema, plan._source.open()):
+            if change.kind in (Kind.INSERT, Kind.UPDATE) or (
+                change.kind is Kind.NEWER_IN_DATABASE and plan.overwrite_newer
+            ):
+                assert change.row is not None
+                batch.append({c: v for c, v in change.row.items() if c in write})
+                applied[change.kind.value] += 1
+                if len(batch) >= batch_size:
+                    flush()
+        flush()
+
+
 def close_plan(plan: RestorePlan) -> None:
     """Release the backup file a plan keeps open."""
     if plan._source is not None:
         plan._source.close()
         plan._source = None
+    if plan._staged is not None:
+        plan._staged.close()
+        plan._staged = None
 
 
 def _locate(
@@ -418,6 +436,12 @@ def _diff(
         )
     # Rows of a table without a primary key are never updated, so none is newer.
     plan.updated_at = updated_at_column(plan.compared_columns) if schema.primary_key else None
+    if (
+        backup.columns is not None
+        and backup.streaming
+        and _staged_diff(plan, database, schema, backup, sample=sample, progress=progress)
+    ):
+        return
     with progress(f"Comparing {plan.table}", backup.record_count) as advance:
         for change in counted(_changes(plan, database, schema, backup, rows), advance):
             kind = change.kind.value
@@ -429,6 +453,52 @@ def _diff(
             ):
                 key = schema.primary_key or tuple(plan.compared_columns)
                 plan.samples[kind].append(_sample(change, key))
+
+
+def _staged_diff(
+    plan: RestorePlan,
+    database: Database,
+    schema: TableSchema,
+    backup: BackupFile,
+    *,
+    sample: bool,
+    progress: ProgressFactory,
+) -> bool:
+    """Diff inside the database (:meth:`Database.stage`) where it can; whether it did.
+
+    A file whose bytes fail the checksum is read again row by row: a row spelled other
+    than canonically still verifies there (or is refused there).
+    """
+    assert backup.columns is not None
+    try:
+        with progress(f"Loading {plan.table}", backup.record_count) as advance:
+            staged = database.stage(
+                plan.table,
+                schema,
+                counted(backup.lines(), advance),
+                columns=plan.compared_columns,
+                updated_at=plan.updated_at,
+                backup_time=plan.backup_time,
+                declared=list(backup.columns),
+            )
+    except ChecksumMismatch:
+        return False
+    except BackupError as exc:
+        raise RestoreRefused(f"backup {plan.backup}: {exc.message}", hint=exc.hint) from exc
+    if staged is None:
+        return False
+    plan._staged = staged
+    plan.verified = bool(backup.verified)
+    counts = staged.counts()
+    for kind in Kind:
+        plan.counts[kind.value] = int(counts.get(kind.value, 0))
+        if sample and kind is not Kind.UNCHANGED and plan.counts[kind.value]:
+            key = schema.primary_key
+            plan.samples[kind.value] = [
+                _sample(Change(kind, values, columns=columns), key)
+                for values, columns in staged.samples(kind.value, SAMPLE_SIZE)
+            ]
+    return True
 
 
 def _changes(

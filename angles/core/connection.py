@@ -9,7 +9,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from datetime import datetime
+from typing import Any, ClassVar, Protocol
 
 from angles.core.filters import Filter
 from angles.core.plugin import Plugin
@@ -89,6 +90,32 @@ class TableSchema:
         return self.primary_key
 
 
+class StagedBackup(Protocol):
+    """A backup loaded into the database beside its table and diffed there, with the
+    database's own types and order (see :meth:`Database.stage`). Kinds are the restore's
+    verdicts: ``insert``, ``update``, ``unchanged``, ``only_in_database``,
+    ``newer_in_database``."""
+
+    def counts(self) -> dict[str, int]:
+        """How many keys get each verdict, against the table as it is now."""
+        ...
+
+    def samples(self, kind: str, limit: int) -> list[tuple[tuple[Any, ...], tuple[str, ...]]]:
+        """Up to ``limit`` keys of ``kind`` in key order (the backup's JSON values; the
+        table's for ``only_in_database``), each with the columns that differ."""
+        ...
+
+    def write(self, *, overwrite_newer: bool) -> dict[str, int]:
+        """Insert the missing rows and update the changed ones (and the newer ones when
+        ``overwrite_newer``), in one statement judged at that moment, inside the caller's
+        :meth:`Database.transaction`; returns how many of each kind were written."""
+        ...
+
+    def close(self) -> None:
+        """Drop what the database holds for it."""
+        ...
+
+
 class Connection(Plugin):
     """A client for one service, configured by one entry under ``connections:``.
 
@@ -156,6 +183,28 @@ class Database(Connection):
         sorted by code point, UTF-8: the bytes a backup's checksum covers), where the
         database can write rows so itself; None when it cannot, and rows are encoded from
         :meth:`stream`. A backup then never parses and re-encodes what the server wrote.
+        """
+        return None
+
+    def stage(
+        self,
+        table: str,
+        schema: TableSchema,
+        lines: Iterable[bytes],
+        *,
+        columns: Sequence[str],
+        updated_at: str | None,
+        backup_time: datetime | None,
+        declared: Sequence[str],
+    ) -> StagedBackup | None:
+        """Load a backup's rows (canonical lines, in the encoding ``schema`` says) into the
+        database and diff them with ``table`` there, on ``columns``; None when the
+        database cannot (rows are then merged in Python with :meth:`stream`).
+
+        Reads ``lines`` to their end (so the caller's checksum is judged) unless it fails.
+        Raises a :class:`~angles.core.errors.BackupError` for what the rows themselves
+        hold that no restore could write: a repeated or missing key, a value the
+        column's type refuses, a column the backup does not declare (``declared``).
         """
         return None
 

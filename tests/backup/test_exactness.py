@@ -207,3 +207,103 @@ def test_a_backup_through_supabase_is_the_one_postgres_would_take(
         assert result.exit_code == 0, result.output
         counts = result.json()["counts"]
         assert (counts["unchanged"], counts["update"], counts["insert"]) == (5, 0, 0), counts
+
+
+def test_the_server_written_lines_are_the_canonical_form_of_the_rows(edge, postgres_db, tmp_path):
+    from angles.backup.format import canonical
+    from angles.core.config import load_pipeline
+    from angles.core.context import Context
+    from angles.core.plugins import load_plugins
+
+    plugins = load_plugins()
+    context = Context(load_pipeline(edge, plugins, environ={}), plugins)
+    try:
+        db = context.connection("db")
+        schema = db.describe("edge")
+        lines = list(db.stream_lines("edge", schema))
+        assert lines == [canonical(row) for row in db.stream("edge", schema)]
+        assert len(lines) == 5
+    finally:
+        context.close()
+
+
+def test_the_database_side_diff_plans_what_the_row_by_row_diff_plans(
+    postgres_db, postgrest, pipeline_file, angles_cli, tmp_path
+):
+    postgres_db.execute(SCHEMA)
+    postgres_db.execute(ROWS)
+    postgres_db.execute("INSERT INTO edge (id, n) SELECT i, i / 7.0 FROM generate_series(6, 300) i")
+    direct = pipeline_file(PIPELINE.format(url=postgres_db.url))
+    through_api = pipeline_file(
+        f"""
+        version: 1
+        connections:
+          db: {{type: supabase, url: "{postgrest.url}", key: "{postgrest.service_role_key}"}}
+        sinks:
+          local: {{type: local, path: backups}}
+        backups:
+          - {{name: everything, connection: db, table: edge, sinks: [local]}}
+        """,
+        name="api.yaml",
+    )
+    assert angles_cli("backup", direct).exit_code == 0
+    [backup] = (tmp_path / "backups").iterdir()
+    postgres_db.execute("DELETE FROM edge WHERE id % 10 = 3")
+    postgres_db.execute("UPDATE edge SET n = n + 1, j = '[]' WHERE id % 10 = 5")
+    postgres_db.execute("INSERT INTO edge (id) VALUES (1000), (1001)")
+
+    plans = []
+    for path in (direct, through_api):  # in PostgreSQL, then row by row in Python
+        result = angles_cli("restore", path, "--file", str(backup), "--format", "json")
+        assert result.exit_code == 0, result.output
+        plan = result.json()
+        plans.append({k: plan[k] for k in ("counts", "samples", "verified")})
+    assert plans[0] == plans[1]
+    assert plans[0]["counts"]["insert"] == 30 and plans[0]["counts"]["update"] == 30
+    assert plans[0]["counts"]["only_in_database"] == 2
+
+
+LEGACY = """
+CREATE TABLE ledger (id int PRIMARY KEY, amount numeric(12, 2), attributes jsonb,
+                     tags text[], seen timestamptz, ratio double precision);
+INSERT INTO ledger VALUES (1, 12.5, '{"a": [1, 2.5, null], "b": {"c": "é"}}', '{x,"y z"}',
+                           '2025-01-01 10:00:00.5+00', 0.1),
+                          (2, NULL, NULL, NULL, NULL, NULL), (3, 0, '[]', '{}', 'infinity', -1.5);
+"""
+
+
+def test_a_file_from_before_text_columns_still_restores(
+    postgres_db, pipeline_file, angles_cli, tmp_path
+):
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    from angles.backup.format import BackupWriter
+    from angles.core.config import load_pipeline
+    from angles.core.context import Context
+    from angles.core.plugins import load_plugins
+
+    postgres_db.execute(LEGACY)
+    original = postgres_db.data_dump()
+    path = pipeline_file(PIPELINE.format(url=postgres_db.url))
+    plugins = load_plugins()
+    context = Context(load_pipeline(path, plugins, environ={}), plugins)
+    try:  # every value in its JSON form, as files up to 1.2.0 hold them
+        db = context.connection("db")
+        schema = replace(db.describe("ledger"), text_columns=frozenset())
+        with BackupWriter(schema, datetime(2026, 1, 1, tzinfo=UTC)) as writer:
+            writer.write(db.stream("ledger", schema))
+            file = tmp_path / "ledger_2026-01-01_00-00-00.json"
+            file.write_bytes(b"".join(writer.chunks()))
+    finally:
+        context.close()
+    document = json.loads(file.read_text())
+    assert document["metadata"]["text_columns"] == []
+    assert document["data"][0]["attributes"] == {"a": [1, 2.5, None], "b": {"c": "é"}}
+
+    plan = angles_cli("restore", path, "--file", str(file), "--format", "json").json()
+    assert plan["counts"]["unchanged"] == 3, plan
+    postgres_db.execute("TRUNCATE ledger")
+    result = angles_cli("restore", path, "--file", str(file), "--live", "--yes")
+    assert result.exit_code == 0, result.output
+    assert postgres_db.data_dump() == original

@@ -20,15 +20,17 @@ flat and the uncommitted writes of a live restore never show up in the rows it c
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 from angles import Filter, ForeignKey, Row, ServiceError, SqlDatabase, TableSchema, hookimpl
-from angles.helpers import JSON_TYPES, dumps_exact, loads_exact
+from angles.helpers import JSON_TYPES, dumps_exact, excerpt, loads_exact
 
 if TYPE_CHECKING:
     import psycopg
@@ -511,6 +513,33 @@ class PostgresConnection(SqlDatabase):
                     "SELECT set_config('statement_timeout', %s, true)", [milliseconds]
                 )
 
+    # -- restoring in the database -------------------------------------------------------
+
+    def stage(
+        self,
+        table: str,
+        schema: TableSchema,
+        lines: Iterable[bytes],
+        *,
+        columns: Sequence[str],
+        updated_at: str | None,
+        backup_time: datetime | None,
+        declared: Sequence[str],
+    ) -> _Stage | None:
+        """The backup ``COPY``-ed into a temporary table of this thread's session, typed
+        by the table's columns, and diffed there by SQL (see :class:`_Stage`)."""
+        if not schema.primary_key or (
+            updated_at is not None and schema.columns.get(updated_at) not in _MOMENTS
+        ):
+            return None
+        stage = _Stage(self, table, schema, list(columns), updated_at, backup_time)
+        try:
+            stage.load(lines, declared)
+        except BaseException:
+            stage.close()
+            raise
+        return stage
+
     # -- writing --------------------------------------------------------------------------
 
     def write_rows(
@@ -651,6 +680,277 @@ class PostgresConnection(SqlDatabase):
                 self.service, f"{subject}: the connection failed ({text})", hint=_URL_HINT
             )
         return ServiceError(self.service, f"{subject} failed: {text}")
+
+
+_MOMENTS = frozenset({"timestamp with time zone", "timestamp without time zone", "date"})
+_COPY_BATCH = 1 << 20  # bytes sent per COPY message
+_stage_numbers = itertools.count(1)
+
+
+class _Stage:
+    """A backup in a temporary table, typed as ``table`` types its columns, beside it.
+
+    Every verdict is one SQL pass: a row of the backup whose key the table lacks is an
+    insert; one whose compared columns all have the same text output is unchanged (text,
+    so ``1.50`` is not ``1.5``, nor ``-0`` ``0``, nor jsonb ``true`` ``1``); one whose table
+    row changed after the backup was taken is newer; else an update. Keys match by the
+    type's own equality, so any key PostgreSQL can index works, in its order.
+    """
+
+    def __init__(
+        self,
+        database: PostgresConnection,
+        table: str,
+        schema: TableSchema,
+        columns: list[str],
+        updated_at: str | None,
+        backup_time: datetime | None,
+    ) -> None:
+        self.database = database
+        self.table = table
+        self.schema = schema
+        self.columns = columns
+        self.updated_at = updated_at
+        self.backup_time = backup_time
+        number = next(_stage_numbers)
+        self.raw = f"pg_temp.angles_backup_{number}"
+        self.rows = f"pg_temp.angles_rows_{number}"
+        self.connection = database.thread_connection()
+        self._counts: dict[str, int] | None = None
+
+    # -- loading ----------------------------------------------------------------------
+
+    def load(self, lines: Iterable[bytes], declared: Sequence[str]) -> None:
+        import psycopg
+
+        database, quote = self.database, self.database.quote
+        target = database.relation(self.table)
+        key = list(self.schema.primary_key)
+        wanted = list(dict.fromkeys([*key, *self.columns]))
+        types = database._table(self.table).types
+        if self.schema.text_columns:  # 1.3.0: every value from its text, cast by its type
+            values = ", ".join(
+                f"(b.line ->> {_literal(c)})::{types[c].replace('%', '%%')} AS {quote(c)}"
+                for c in wanted
+            )
+            source = f"{self.raw} b"
+        else:  # older files: values in their JSON form, as PostgREST reads them
+            values = ", ".join(f"p.{quote(c)}" for c in wanted)
+            source = f"{self.raw} b, jsonb_populate_record(NULL::{target}, b.line) p"
+        try:
+            with self._unbounded():
+                self.connection.execute(f"CREATE TEMP TABLE {self.raw} (line jsonb)")
+                with (
+                    self.connection.cursor() as cursor,
+                    cursor.copy(f"COPY {self.raw} (line) FROM STDIN") as copy,
+                ):
+                    _send_lines(copy, lines)
+                self._check_columns(declared)
+                self.connection.execute(
+                    f"CREATE TEMP TABLE {self.rows} AS SELECT {values}, b.line AS angles_line "
+                    f"FROM {source}"
+                )
+                self._check_keys(key)
+                self.connection.execute(f"DROP TABLE {self.raw}")
+                self.connection.execute(f"ANALYZE {self.rows}")
+        except psycopg.Error as exc:
+            raise self._refusal(exc) from exc
+
+    def _check_columns(self, declared: Sequence[str]) -> None:
+        from angles import BackupError
+
+        found = self.database.fetch(
+            f"SELECT k, count(*) FROM {self.raw}, jsonb_object_keys(line) k "
+            "WHERE NOT k = ANY(%s::text[]) GROUP BY k ORDER BY k LIMIT 1",
+            [list(declared)],
+            self.table,
+        )
+        if found:
+            column, rows = found[0]
+            raise BackupError(
+                f"{rows} row(s) of the backup hold a column {column!r} that its metadata does "
+                "not declare; a restore would drop those values",
+                hint="the file was edited or written by another tool; restore another backup",
+            )
+
+    def _check_keys(self, key: list[str]) -> None:
+        from angles import BackupError
+
+        quote = self.database.quote
+        names = ", ".join(quote(c) for c in key)
+        missing = " OR ".join(f"{quote(c)} IS NULL" for c in key)
+        [(nulls,)] = self.database.fetch(
+            f"SELECT count(*) FROM {self.rows} WHERE {missing}", (), self.table
+        )
+        if nulls:
+            raise BackupError(
+                f"{nulls} row(s) of the backup have no value for the primary key "
+                f"{', '.join(key)} of {self.table!r}",
+                hint="the file was edited or written by another tool; restore another backup",
+            )
+        repeated = self.database.fetch(
+            f"SELECT angles_line::text FROM {self.rows} WHERE ({names}) IN "
+            f"(SELECT {names} FROM {self.rows} GROUP BY {names} HAVING count(*) > 1) LIMIT 1",
+            (),
+            self.table,
+        )
+        if repeated:
+            raise BackupError(
+                f"the backup repeats a primary key of {self.table!r} "
+                f"(a row: {excerpt(repeated[0][0], 120)})",
+                hint="the file was edited or written by another tool; restore another backup",
+            )
+
+    def _refusal(self, exc: Exception) -> Exception:
+        """A value the column's type refuses, as a problem of the file."""
+        from angles import BackupError
+
+        text = self.database.first_line(str(exc))
+        if getattr(exc, "sqlstate", "") and str(exc.sqlstate).startswith(("22", "23")):
+            return BackupError(
+                f"the backup holds a value {self.table!r} cannot take: {text}",
+                hint="the file was edited or written for another schema; restore another backup",
+            )
+        return self.database.service_error(exc, self.table, "loading the backup beside")
+
+    @contextlib.contextmanager
+    def _unbounded(self) -> Iterator[None]:
+        """No statement timeout while the whole table is worked on (as for a backup)."""
+        self.connection.execute("SELECT set_config('statement_timeout', '0', false)")
+        try:
+            yield
+        finally:
+            milliseconds = str(round(self.database.timeout * 1000))
+            self.connection.execute(
+                "SELECT set_config('statement_timeout', %s, false)", [milliseconds]
+            )
+
+    # -- verdicts ---------------------------------------------------------------------
+
+    def _verdicts(self) -> str:
+        """Each backup row with its verdict (``angles_kind``) against the table now."""
+        quote = self.database.quote
+        key = self.schema.primary_key
+        match = " AND ".join(f"t.{quote(c)} = b.{quote(c)}" for c in key)
+        same = " AND ".join(
+            f'(b.{quote(c)}::text COLLATE "C") IS NOT DISTINCT FROM (t.{quote(c)}::text COLLATE "C")'
+            for c in self.columns
+            if c not in key
+        )
+        newer = (
+            f"t.{quote(self.updated_at)} > %(backup_time)s"
+            if self.updated_at and self.backup_time
+            else "false"
+        )
+        differs = ", ".join(
+            f'CASE WHEN (b.{quote(c)}::text COLLATE "C") IS DISTINCT FROM '
+            f'(t.{quote(c)}::text COLLATE "C") THEN {_literal(c)} END'
+            for c in self.columns
+            if c not in key
+        )
+        return (
+            f"SELECT b.*, CASE WHEN t.{quote(key[0])} IS NULL THEN 'insert' "
+            f"WHEN {same or 'true'} THEN 'unchanged' WHEN {newer} THEN 'newer_in_database' "
+            f"ELSE 'update' END AS angles_kind, "
+            f"array_remove(ARRAY[{differs or 'NULL'}]::text[], NULL) AS angles_columns "
+            f"FROM {self.rows} b LEFT JOIN {self.database.relation(self.table)} t ON {match}"
+        )
+
+    def _params(self) -> dict[str, Any]:
+        return {"backup_time": self.backup_time}
+
+    def counts(self) -> dict[str, int]:
+        with self._unbounded():
+            counts = dict(
+                self.database.fetch(
+                    f"SELECT angles_kind, count(*) FROM ({self._verdicts()}) v GROUP BY 1",
+                    self._params(),
+                    self.table,
+                )
+            )
+            counts["only_in_database"] = self._only_in_database("count(*)")[0][0]
+        return counts
+
+    def _only_in_database(self, what: str, tail: str = "") -> list[tuple[Any, ...]]:
+        quote = self.database.quote
+        match = " AND ".join(f"b.{quote(c)} = t.{quote(c)}" for c in self.schema.primary_key)
+        return self.database.fetch(
+            f"SELECT {what} FROM {self.database.relation(self.table)} t "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {self.rows} b WHERE {match}){tail}",
+            (),
+            self.table,
+        )
+
+    def samples(self, kind: str, limit: int) -> list[tuple[tuple[Any, ...], tuple[str, ...]]]:
+        quote, key = self.database.quote, self.schema.primary_key
+        order = ", ".join(self.database.sort_expression(self.table, c) for c in key)
+        if kind == "only_in_database":
+            values = ", ".join(
+                f"{_json_value('t.' + quote(c), c in self.schema.text_columns)}::text" for c in key
+            )
+            rows = self._only_in_database(values, f" ORDER BY {order} LIMIT {int(limit)}")
+            return [(tuple(loads_exact(v) for v in row), ()) for row in rows]
+        values = ", ".join(f"(v.angles_line -> {_literal(c)})::text" for c in key)
+        rows = self.database.fetch(
+            f"SELECT {values}, v.angles_columns FROM ({self._verdicts()}) v "
+            f"WHERE v.angles_kind = %(kind)s ORDER BY {order} LIMIT {int(limit)}",
+            {**self._params(), "kind": kind},
+            self.table,
+        )
+        return [(tuple(loads_exact(v) for v in row[:-1]), tuple(row[-1])) for row in rows]
+
+    # -- writing ----------------------------------------------------------------------
+
+    def write(self, *, overwrite_newer: bool) -> dict[str, int]:
+        database, quote = self.database, self.database.quote
+        written = [c for c in dict.fromkeys([*self.schema.primary_key, *self.columns])]
+        written = [c for c in written if c not in database._table(self.table).generated]
+        kinds = ["insert", "update"] + (["newer_in_database"] if overwrite_newer else [])
+        names = ", ".join(map(quote, written))
+        overriding = (
+            " OVERRIDING SYSTEM VALUE"
+            if database._table(self.table).identity_always & set(written)
+            else ""
+        )
+        sql = (
+            f"WITH v AS ({self._verdicts()}), w AS (INSERT INTO "
+            f"{database.relation(self.table)} ({names}){overriding} SELECT {names} FROM v "
+            f"WHERE v.angles_kind = ANY(%(kinds)s) "
+            f"{database.on_conflict(self.schema, written)} RETURNING 1) "
+            "SELECT v.angles_kind, count(*) FROM v WHERE v.angles_kind = ANY(%(kinds)s) GROUP BY 1"
+        )
+        connection = database.thread_connection()
+        connection.execute("SELECT set_config('statement_timeout', '0', true)")
+        applied = dict(database.fetch(sql, {**self._params(), "kinds": kinds}, self.table))
+        tracked = getattr(database._local, "written", None)
+        if tracked is not None:
+            tracked.add(self.table)
+        return {kind: int(applied.get(kind, 0)) for kind in kinds}
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            if not self.connection.closed:
+                self.connection.execute(f"DROP TABLE IF EXISTS {self.raw}, {self.rows}")
+
+
+def _send_lines(copy: Any, lines: Iterable[bytes]) -> None:
+    """Canonical lines into ``COPY … FROM STDIN`` (text format), a megabyte at a time.
+
+    A canonical line holds no raw newline, tab or carriage return (JSON escapes them),
+    so only its backslashes need doubling.
+    """
+    batch: list[bytes] = []
+    size = 0
+    for line in lines:
+        if b"\\" in line:
+            line = line.replace(b"\\", b"\\\\")
+        batch.append(line)
+        size += len(line) + 1
+        if size >= _COPY_BATCH:
+            copy.write(b"\n".join(batch) + b"\n")
+            batch, size = [], 0
+    if batch:
+        copy.write(b"\n".join(batch) + b"\n")
 
 
 def _literal(text: str) -> str:
