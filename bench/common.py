@@ -1,14 +1,20 @@
-"""What the benchmarks share: a decision_vault-like table, a run context, peak memory."""
+"""What the benchmarks share: a decision_vault-like table, a run context, peak memory
+(this process's, or a child's own)."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import resource
 import sqlite3
+import subprocess
+import sys
+import tempfile
 import time
 import uuid
 from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +30,77 @@ def peak_rss_mb() -> float:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+#: Runs ``-m MODULE ARGS`` or ``SCRIPT ARGS`` (or ``-c CODE ARGS``) as ``python`` would, and
+#: at exit writes this process's own peak RSS (VmHWM, kB) to the file named first.
+_MEASURED = """\
+import atexit, runpy, sys
+report, how, target, *rest = sys.argv[1:]
+
+def peak():
+    with open("/proc/self/status") as status:
+        kib = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
+    with open(report, "w") as out:
+        out.write(kib)
+
+atexit.register(peak)
+sys.argv = [target, *rest]
+if how == "-m":
+    runpy.run_module(target, run_name="__main__", alter_sys=True)
+elif how == "-c":
+    sys.argv[0] = "-c"
+    exec(compile(target, "<string>", "exec"), {"__name__": "__main__"})
+else:
+    runpy.run_path(target, run_name="__main__")
+"""
+
+
+@dataclass
+class Measured:
+    """What a child process did: its exit code, output, wall and CPU seconds, own peak RSS."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    wall: float
+    cpu: float
+    rss_mb: float
+
+
+def run_measured(python_args: list[str], **options: Any) -> Measured:
+    """Run ``python PYTHON_ARGS`` (``["-m", "angles", "backup", …]``, ``["-c", code, …]`` or
+    ``[script, …]``) and measure the child alone.
+
+    The peak RSS is the child's own ``VmHWM``, written by the child as it exits. Neither
+    ``getrusage(RUSAGE_CHILDREN)`` nor ``wait4`` can give it: Linux starts a child's
+    ``ru_maxrss`` from the memory of the process that forked it and keeps it across
+    ``execve``, so a bench holding 200 MB reported 200 MB for a 47 MB child. CPU (user +
+    system) does come from ``wait4``: it is the child's own.
+    """
+    if python_args[0] in ("-m", "-c"):
+        how, target, rest = python_args[0], python_args[1], python_args[2:]
+    else:
+        how, target, rest = "script", python_args[0], python_args[1:]
+    with tempfile.TemporaryDirectory() as folder:
+        report = Path(folder) / "peak"
+        out, err = Path(folder) / "out", Path(folder) / "err"
+        command = [sys.executable, "-c", _MEASURED, str(report), how, target, *rest]
+        started = time.perf_counter()
+        with out.open("wb") as stdout, err.open("wb") as stderr:
+            child = subprocess.Popen(command, stdout=stdout, stderr=stderr, **options)
+            _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - started
+        child.returncode = os.waitstatus_to_exitcode(status)
+        peak = int(report.read_text()) / 1024 if report.exists() else float("nan")
+        return Measured(
+            child.returncode,
+            out.read_text(encoding="utf-8", errors="replace"),
+            err.read_text(encoding="utf-8", errors="replace"),
+            wall,
+            usage.ru_utime + usage.ru_stime,
+            peak,
+        )
 
 
 def write_vault(folder: Path, pipeline: dict[str, Any], rows: int) -> None:
