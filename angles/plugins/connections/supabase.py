@@ -590,7 +590,9 @@ class SupabaseConnection(Database):
         equal by PostgreSQL's comparison but written differently (numeric ``1.50`` and
         ``1.5``) count as copies too, which can only matter when such rows meet at a page
         boundary while the table changes. Columns without an ordering (json, xml,
-        geometric types) cannot be paged over: such a table is refused.
+        geometric types) cannot be paged over: such a table is refused. The condition
+        carries the last row's values in the URL, so rows of very long values make long
+        requests.
         """
         unordered = [
             f"{c} ({kind})"
