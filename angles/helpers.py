@@ -12,7 +12,8 @@ on first use: a plugin that imports one helper does not load HTTP or the backup 
 - Text: :func:`one_line`, :func:`excerpt`, :func:`plural`, :func:`format_duration`,
   :func:`format_timestamp`, :func:`parse_duration`, :func:`parse_timestamp`.
 - Exact JSON numbers (a numeric wider than a float keeps every digit):
-  :func:`loads_exact`, :func:`dumps_exact`, :func:`number_from_text`, :func:`jsonable`.
+  :func:`loads_exact`, :func:`dumps_exact`, :func:`number_from_text`, :func:`jsonable`;
+  :data:`JSON_TYPES` (PostgreSQL types whose values are not carried as text).
 - Backup files: :class:`BackupName` (``{table}_{YYYY-MM-DD_HH-MM-SS}.json``),
   :data:`BACKUP_SUFFIXES` (how stored backup files end, encrypted ones included),
   :func:`open_backup` (a stored file's plain bytes, decrypted when it is ``.age``),
@@ -32,8 +33,8 @@ if TYPE_CHECKING:
     from angles.backup.drill import drill_backup
     from angles.backup.encryption import open_backup
     from angles.backup.format import BACKUP_SUFFIXES, BackupName, metadata_from_head
+    from angles.backup.numbers import JSON_TYPES, jsonable, number_from_text
     from angles.backup.numbers import dumps as dumps_exact
-    from angles.backup.numbers import jsonable, number_from_text
     from angles.backup.numbers import loads as loads_exact
     from angles.backup.tables import TableSelection
     from angles.core.durations import parse_duration, parse_timestamp
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
 #: Each helper: the module it lives in, and its name there.
 _SOURCES = {
     "BACKUP_SUFFIXES": ("angles.backup.format", "BACKUP_SUFFIXES"),
+    "JSON_TYPES": ("angles.backup.numbers", "JSON_TYPES"),
     "BackupName": ("angles.backup.format", "BackupName"),
     "Budget": ("angles.core.retry", "Budget"),
     "RetryPolicy": ("angles.core.retry", "RetryPolicy"),
@@ -81,6 +83,7 @@ _SOURCES = {
 
 __all__ = [
     "BACKUP_SUFFIXES",
+    "JSON_TYPES",
     "BackupName",
     "Budget",
     "RetryPolicy",

@@ -22,6 +22,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from angles.backup import numbers
 from angles.backup.format import canonical, parse_timestamp
 from angles.core.connection import Row
 
@@ -175,11 +176,15 @@ def merge(
 def same_value(a: Any, b: Any) -> bool:
     """Whether a backup value and a live value are the same.
 
-    Beyond ``==``: two timestamps written differently (``+00:00`` and ``Z``, or other
+    By type as well as value: JSON ``true`` is not ``1``, nor ``1.0`` ``1``, nor ``null``
+    a missing value. Two timestamps written differently (``+00:00`` and ``Z``, or other
     precision) are the same instant.
     """
-    if a == b:
-        return True
+    if type(a) is type(b) and a == b:
+        # Containers equal by Python's rules may still hold a true where the other has 1.
+        return not isinstance(a, dict | list) or numbers.dumps(a, sort_keys=True) == numbers.dumps(
+            b, sort_keys=True
+        )
     if isinstance(a, str) and isinstance(b, str) and len(a) > 10 and len(b) > 10:
         try:
             return parse_timestamp(a) == parse_timestamp(b)

@@ -76,7 +76,11 @@ def export_table(
     writer = BackupWriter(schema, moment, snapshot=snapshot)
     try:
         with progress(f"Backing up {table}", expected) as advance:
-            writer.write(counted(database.stream(table, schema), advance))
+            lines = database.stream_lines(table, schema)
+            if lines is None:
+                writer.write(counted(database.stream(table, schema), advance))
+            else:
+                writer.write_lines(counted(lines, advance))
         writer.sequence_values = database.sequence_values(schema.sequences.values())
     except BaseException:
         writer.close()

@@ -42,7 +42,7 @@ __all__ = [
     "parse_timestamp",
 ]
 
-BACKUP_VERSION = "1.2.0"
+BACKUP_VERSION = "1.3.0"
 SCHEMA_VERSION = "1.0"
 CHECKSUM_PREFIX = "sha256:"
 PRE_RESTORE = "pre-restore"
@@ -187,6 +187,16 @@ class BackupWriter:
                 added += self._flush(lines)
         return added + self._flush(lines)
 
+    def write_lines(self, lines: Iterable[bytes], batch: int = 1000) -> int:
+        """Append rows already in their canonical form (:meth:`Database.stream_lines`)."""
+        added = 0
+        pending: list[bytes] = []
+        for line in lines:
+            pending.append(line)
+            if len(pending) >= batch:
+                added += self._flush(pending)
+        return added + self._flush(pending)
+
     def _flush(self, lines: list[bytes]) -> int:
         if not lines:
             return 0
@@ -234,6 +244,7 @@ class BackupWriter:
             "generated": sorted(schema.generated),
             "identity": dict(schema.identity),
             "sequences": sequences,
+            "text_columns": sorted(schema.text_columns),
         }
 
     @property
@@ -336,6 +347,15 @@ class BackupFile:
             str(name): value.get("last_value") if isinstance(value, dict) else None
             for name, value in sequences.items()
         }
+
+    @property
+    def text_columns(self) -> frozenset[str]:
+        """The columns whose values are PostgreSQL's text output (files from 1.3.0 on;
+        older files hold every value in its JSON form)."""
+        value = self.metadata.get("text_columns")
+        if not isinstance(value, list):
+            return frozenset()
+        return frozenset(c for c in value if isinstance(c, str))
 
     @property
     def record_count(self) -> int | None:

@@ -16,6 +16,30 @@ import secrets
 from decimal import Decimal
 from typing import Any
 
+#: PostgreSQL types (base types, as ``format_type`` names them) whose JSON form is exact:
+#: integers, booleans, strings that are their text output, and dates and times in JSON's
+#: ISO spelling, which PostgreSQL reads back. Values of every other type (numeric, floats,
+#: json, jsonb, arrays, xml…) are carried as their text output: see
+#: :attr:`angles.TableSchema.text_columns`. Enums and other string types are strings too.
+JSON_TYPES = frozenset(
+    {
+        "smallint",
+        "integer",
+        "bigint",
+        "boolean",
+        "text",
+        "character varying",
+        "character",
+        '"char"',
+        "name",
+        "uuid",
+        "date",
+        "timestamp without time zone",
+        "timestamp with time zone",
+        "time without time zone",
+        "time with time zone",
+    }
+)
 # Up to 15 significant decimal digits always survive a float (DBL_DIG).
 FLOAT_DIGITS = 15
 _JSON_NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -190,7 +190,11 @@ def prepare_restore(context: Context, request: RestoreRequest) -> RestorePlan:
                 f"{source.name} is a backup of {backup.metadata['source']!r}, not of {table!r}"
             )
         database = database_for(context, entry["connection"])
-        schema = database.describe(table)
+        # The table is read in the file's encoding, so values compare like for like.
+        schema = replace(
+            database.describe(table),
+            text_columns=backup.text_columns,
+        )
         plan = RestorePlan(
             table=table,
             backup=source.name,
@@ -255,7 +259,7 @@ def write_changes(context: Context, plan: RestorePlan, database: Database) -> No
         plan.applied = {**applied, "written": 0}
         log.info("restore applied", table=plan.table, backup=plan.backup, applied=plan.applied)
         return
-    schema = database.describe(plan.table)
+    schema = plan.schema or database.describe(plan.table)
     batch_size = int(context.pipeline.restore.get("batch_size") or DEFAULT_BATCH_SIZE)
     batch: list[Row] = []
     write = set(plan.compared_columns) - set(schema.generated)

@@ -47,6 +47,11 @@ class TableSchema:
     backend that cannot leaves it empty): ``foreign_keys``; ``generated`` columns, which
     are never written; ``identity`` columns (``always`` or ``by default``); and the
     ``sequences`` columns draw from (column → sequence), owned or through a default.
+
+    ``text_columns`` are the columns whose values the connection reads and writes as
+    PostgreSQL's text output in a JSON string (numeric, floats, json, jsonb, arrays, xml…):
+    the only spelling that keeps numeric scale, ``-0``, JSON text as written, SQL ``NULL``
+    apart from JSON ``null`` and array bounds. Every other value is its JSON form.
     """
 
     name: str
@@ -57,6 +62,7 @@ class TableSchema:
     generated: frozenset[str] = frozenset()
     identity: Mapping[str, str] = field(default_factory=dict)
     sequences: Mapping[str, str] = field(default_factory=dict)
+    text_columns: frozenset[str] = frozenset()
 
     @property
     def parents(self) -> frozenset[str]:
@@ -154,6 +160,14 @@ class Database(Connection):
         ``COLLATE "C"`` on PostgreSQL): restores merge this stream with a backup's rows.
         """
         raise NotImplementedError
+
+    def stream_lines(self, table: str, schema: TableSchema) -> Iterator[bytes] | None:
+        """Every row of :meth:`stream`, already in its canonical form (compact JSON, keys
+        sorted by code point, UTF-8: the bytes a backup's checksum covers), where the
+        database can write rows so itself; None when it cannot, and rows are encoded from
+        :meth:`stream`. A backup then never parses and re-encodes what the server wrote.
+        """
+        return None
 
     def select(
         self,

@@ -321,6 +321,34 @@ class PostgresDatabase:
         """Empty ``schema`` by dropping and recreating it (see :func:`reset_schema`)."""
         reset_schema(self.url, schema)
 
+    def data_dump(self, schema: str = "public") -> list[str]:
+        """``pg_dump --data-only`` of ``schema``: the judge of an exact restore.
+
+        Rows of each table are sorted (a restore writes them in key order, not in the
+        original's physical order), and the dump's random session key is left out.
+        """
+        result = subprocess.run(
+            ["pg_dump", "--data-only", f"--schema={schema}", "--no-owner", self.url],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        lines: list[str] = []
+        rows: list[str] = []
+        copying = False
+        for line in result.stdout.splitlines():
+            if line.startswith(("--", "\\restrict", "\\unrestrict")):
+                continue
+            if copying and line == "\\.":
+                lines += sorted(rows)
+                rows, copying = [], False
+            if copying:
+                rows.append(line)
+            else:
+                lines.append(line)
+                copying = line.startswith("COPY ")
+        return lines
+
 
 def drop_test_schemas(url: str) -> None:
     """Drop every schema a test created, keeping ``public`` and Supabase's ``auth``."""

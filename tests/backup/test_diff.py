@@ -107,5 +107,7 @@ def test_timestamps_written_differently_are_the_same_value():
     assert same_value("2025-08-01T09:20:00.000+00:00", "2025-08-01 09:20:00+00:00")
     assert not same_value("2025-08-01T09:20:00+00:00", "2025-08-01T09:20:01+00:00")
     assert not same_value("2025-08-01", "2025-08-01T00:00:00")
-    assert same_value(True, 1) and same_value(1, 1.0)
+    # By type: JSON true is not 1, and 1.0 (a scale) is not 1.
+    assert not same_value(True, 1) and not same_value(1, 1.0)
+    assert not same_value({"a": True}, {"a": 1}) and same_value({"a": [1]}, {"a": [1]})
     assert not same_value(None, "")

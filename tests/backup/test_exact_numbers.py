@@ -58,8 +58,10 @@ def test_backup_and_restore_keep_every_digit(
 ):
     path = pipeline_file(PIPELINE.format(connection=connection))
     text = backup_text(angles_cli, path, tmp_path)
-    assert f'"amount":{WIDE}' in text  # a JSON number, neither rounded nor quoted
-    assert '"amount":5.0,' in text and '"small":3.0}' in text and '"small":12.5' in text
+    # PostgreSQL's own text of each number, with its scale: neither rounded nor shortened.
+    assert f'"amount":"{WIDE}"' in text
+    assert '"amount":"5.0000000000",' in text and '"small":"3.00"}' in text
+    assert '"small":"12.50"' in text and '"rate":"1e-07"' in text
 
     postgres_db.execute("UPDATE ledger SET amount = 0, small = 0 WHERE id = 1")
     plan = angles_cli("restore", path, "--format", "json").json()
@@ -80,4 +82,4 @@ def test_a_supabase_backup_keeps_wide_numbers_inside_json(
 ):
     make_ledger(postgres_db, nested=WIDE)
     path = pipeline_file(PIPELINE.format(connection=supabase_connection(request)))
-    assert f'"limit":{WIDE}' in backup_text(angles_cli, path, tmp_path)
+    assert f'\\"limit\\": {WIDE}' in backup_text(angles_cli, path, tmp_path)

@@ -93,7 +93,7 @@ def test_layout_metadata_first_then_one_row_per_line():
     assert metadata["primary_key"] == ["id"]
     assert metadata["columns"] == {"id": "integer", "value": "json"}
     assert metadata["source"] == "things"
-    assert metadata["backup_version"] == "1.2.0"
+    assert metadata["backup_version"] == "1.3.0"
 
 
 def test_an_empty_table_makes_a_valid_file():

@@ -5,7 +5,6 @@ sequences advanced, one confirmation and one pre-restore set."""
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 
@@ -49,30 +48,6 @@ ALTER SEQUENCE invoice_numbers RESTART;
 """
 
 
-def pg_dump(url: str) -> list[str]:
-    """``pg_dump --data-only``, rows of each table sorted (a restore writes rows in key
-    order, not in the original's physical order) and its session key left out."""
-    result = subprocess.run(
-        ["pg_dump", "--data-only", "--schema=public", "--no-owner", url],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    lines, rows, copying = [], [], False
-    for line in result.stdout.splitlines():
-        if line.startswith(("--", "\\restrict", "\\unrestrict")):
-            continue
-        if copying and line == "\\.":
-            lines += sorted(rows)
-            rows, copying = [], False
-        if copying:
-            rows.append(line)
-        else:
-            lines.append(line)
-            copying = line.startswith("COPY ")
-    return lines
-
-
 @pytest.fixture
 def shop(postgres_db, pipeline_file):
     postgres_db.execute(SCHEMA)
@@ -94,7 +69,7 @@ def shop(postgres_db, pipeline_file):
 
 def test_disaster_recovery_into_a_recreated_database(shop, angles_cli, tmp_path):
     database, path = shop
-    original = pg_dump(database.url)
+    original = database.data_dump()
     backup = angles_cli("backup", path, "--format", "json")
     assert backup.exit_code == 0, backup.output
     assert json.loads(backup.stdout)["backups"][0]["skipped"] == ["big_orders (view)"]
@@ -111,7 +86,7 @@ def test_disaster_recovery_into_a_recreated_database(shop, angles_cli, tmp_path)
 
     live = angles_cli("restore", path, "--all", "--live", "--yes")
     assert live.exit_code == 0, live.output
-    assert pg_dump(database.url) == original  # every value, and every sequence, as it was
+    assert database.data_dump() == original  # every value, and every sequence, as it was
 
     # The application inserts again: every key its defaults draw is new.
     database.execute("INSERT INTO customers (name) VALUES ('Barbara')")

@@ -20,6 +20,7 @@ flat and the uncommitted writes of a live restore never show up in the rows it c
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,12 +28,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 from angles import Filter, ForeignKey, Row, ServiceError, SqlDatabase, TableSchema, hookimpl
-from angles.helpers import dumps_exact, loads_exact
+from angles.helpers import JSON_TYPES, dumps_exact, loads_exact
 
 if TYPE_CHECKING:
     import psycopg
 
-_MAX_ARGUMENTS = 100  # PostgreSQL's limit on a function's arguments (json_build_array)
 _COPY_ESCAPE = re.compile(rb"\\(.)", re.DOTALL)
 _COPY_ESCAPES = {
     b"b": b"\b",
@@ -45,12 +45,16 @@ _COPY_ESCAPES = {
 _BYTE_ORDER_COLLATIONS = frozenset({"C", "POSIX", "ucs_basic"})
 _URL_HINT = "check the connection's url (DATABASE_URL)"
 
+# Each column with its base type (a domain's underlying type), where its values are
+# judged: kind of type (enum, composite...), category (A: array) and collation.
 _COLUMNS_SQL = """
 SELECT a.attname, format_type(a.atttypid, NULL), a.attnotnull,
-       a.atthasdef, a.attidentity, a.attgenerated, t.typtype,
-       CASE WHEN a.attcollation = 0 THEN NULL ELSE co.collname END
+       a.atthasdef, a.attidentity, a.attgenerated, b.typtype,
+       CASE WHEN a.attcollation = 0 THEN NULL ELSE co.collname END,
+       format_type(b.oid, NULL), b.typcategory, format_type(a.atttypid, a.atttypmod)
 FROM pg_attribute a
 JOIN pg_type t ON t.oid = a.atttypid
+JOIN pg_type b ON b.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
 LEFT JOIN pg_collation co ON co.oid = a.attcollation
 WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum
@@ -111,6 +115,9 @@ ORDER BY 1, 2
 """
 _KINDS = {"r": "table", "p": "partitioned table", "v": "view", "m": "materialized view"}
 
+# Keys whose order in PostgreSQL is the order Python gives their JSON values.
+_NUMERIC_ORDER = frozenset({"smallint", "integer", "bigint", "boolean"})
+
 
 @dataclass
 class _Table:
@@ -120,6 +127,9 @@ class _Table:
     sort: dict[str, str]  # key column -> its ORDER BY expression
     generated: set[str]  # computed by PostgreSQL: never written
     identity_always: set[str]  # written only with OVERRIDING SYSTEM VALUE
+    # column -> its type with modifiers: a value read as text is cast to it (a bare
+    # ``character`` would be char(1))
+    types: dict[str, str]
 
 
 class PostgresConnection(SqlDatabase):
@@ -198,9 +208,14 @@ class PostgresConnection(SqlDatabase):
         milliseconds = str(round(self.timeout * 1000)) if statement_timeout else "0"
         try:
             # Supabase runs in UTC: timestamptz must come out as PostgREST writes it.
+            # Text output that reads back as the same value, however the server is set:
+            # shortest exact floats, ISO dates, the default interval spelling.
             connection.execute(
                 "SELECT set_config('TimeZone', 'UTC', false),"
-                " set_config('statement_timeout', %s, false)",
+                " set_config('statement_timeout', %s, false),"
+                " set_config('extra_float_digits', '1', false),"
+                " set_config('DateStyle', 'ISO, YMD', false),"
+                " set_config('IntervalStyle', 'postgres', false)",
                 [milliseconds],
             )
         except psycopg.Error as exc:
@@ -361,6 +376,11 @@ class PostgresConnection(SqlDatabase):
             )
         )
         sequences = dict(self.fetch(_SEQUENCES_SQL, [relation, relation], table))
+        text_columns = frozenset(
+            name
+            for name, row in info.items()
+            if row[8] not in JSON_TYPES and row[6] != "e" and row[9] != "S"
+        )
         schema = TableSchema(
             table,
             types,
@@ -374,21 +394,27 @@ class PostgresConnection(SqlDatabase):
                 if row[4]
             },
             sequences=sequences,
+            text_columns=text_columns,
         )
         sort = {}
         for column in key:
-            *_, typtype, collation = info[column]
-            if typtype == "e":  # an enum sorts by declaration; Python sorts its label
-                sort[column] = f'{self.quote(column)}::text COLLATE "C"'
-            elif collation is not None and collation not in _BYTE_ORDER_COLLATIONS:
-                sort[column] = f'{self.quote(column)} COLLATE "C"'
-            else:
+            _, _, _, _, _, _, typtype, collation, base, *_ = info[column]
+            if base in _NUMERIC_ORDER or base == "uuid":  # uuid: text order is byte order
                 sort[column] = self.quote(column)
+            elif base in ("text", "character varying", "name") and typtype != "e":
+                byte_order = collation is None or collation in _BYTE_ORDER_COLLATIONS
+                sort[column] = self.quote(column) + ("" if byte_order else ' COLLATE "C"')
+            else:
+                # By the very string the row carries (a BC date, -Infinity, an enum's label,
+                # a numeric's text), as Python orders it: the diff merges in that order.
+                value = _json_value(self.quote(column), column in text_columns)
+                sort[column] = f"({value} #>> '{{}}') COLLATE \"C\""
         self._tables[table] = _Table(
             schema,
             sort,
             generated={name for name, row in info.items() if row[5]},
             identity_always={name for name, row in info.items() if row[4] == "a"},
+            types={name: row[10] for name, row in info.items()},
         )
         return schema
 
@@ -418,29 +444,38 @@ class PostgresConnection(SqlDatabase):
     ) -> Iterator[Row]:
         return self._copy_rows(table, schema, where)
 
+    def stream_lines(self, table: str, schema: TableSchema) -> Iterator[bytes]:
+        """Each row's canonical line, written by PostgreSQL itself (see :func:`_line_sql`)."""
+        return self._copy(table, schema, None, lambda line: line)
+
     def _copy_rows(self, table: str, schema: TableSchema, where: Filter | None) -> Iterator[Row]:
+        return self._copy(table, schema, where, lambda line: loads_exact(line.decode()))
+
+    def _copy(
+        self,
+        table: str,
+        schema: TableSchema,
+        where: Filter | None,
+        decode: Callable[[bytes], Any],
+    ) -> Iterator[Any]:
         """Every row in primary-key order, read with one ``COPY`` on its own connection:
-        one snapshot, no page queries, and none of this thread's uncommitted writes."""
+        one snapshot, no page queries, and none of this thread's uncommitted writes.
+
+        Each row is its canonical line (:func:`_line_sql`), in the encoding ``schema``
+        says (``text_columns``); a table without a primary key is ordered by its whole row, as text.
+        """
         import psycopg
 
-        # A table without a primary key: by its whole row, as text (every type has one,
-        # json included, which has no ordering of its own).
+        names = [c for c in self._table(table).schema.columns if c in schema.columns]
+        line = _line_sql(names, self.quote, schema.text_columns)
         order = ", ".join(self.sort_expression(table, c) for c in schema.primary_key) or (
             f'row_to_json({self.row_alias})::text COLLATE "C"'
         )
-        # Each row as a JSON array of its values (the conversion row_to_json makes, without
-        # repeating the keys), columns in the sorted order the backup's canonical form uses.
-        names = sorted(self._table(table).schema.columns)
-        if len(names) <= _MAX_ARGUMENTS:
-            values = f"json_build_array({', '.join(map(self.quote, names))})::text"
-        else:
-            values = f"row_to_json({self.row_alias})::text"
         condition, params = self.condition(where)
         sql = (
-            f"COPY (SELECT {values} FROM {self.source(table)} "
+            f"COPY (SELECT {line} FROM {self.source(table)} "
             f"WHERE {condition} ORDER BY {order}) TO STDOUT"
         )
-        decode = _row_decoder(names if len(names) <= _MAX_ARGUMENTS else None)
         # No statement timeout: reading a large table legitimately takes long.
         in_snapshot = getattr(self._local, "snapshot", False)
         if in_snapshot:
@@ -456,8 +491,11 @@ class PostgresConnection(SqlDatabase):
                     # The server sends a row per message, but the protocol does not promise it.
                     lines = (pending + bytes(chunk) if pending else bytes(chunk)).split(b"\n")
                     pending = lines.pop()
-                    for line in lines:
-                        yield decode(line)
+                    for text in lines:
+                        # COPY escapes backslashes and control characters: undo it.
+                        if b"\\" in text:
+                            text = _COPY_ESCAPE.sub(_unescape, text)
+                        yield decode(text)
             finished = True
         except psycopg.Error as exc:
             raise self.service_error(exc, table, "reading") from exc
@@ -491,9 +529,18 @@ class PostgresConnection(SqlDatabase):
         overriding = (
             " OVERRIDING SYSTEM VALUE" if self._table(table).identity_always & set(columns) else ""
         )
+        if schema.text_columns:
+            types = self._table(table).types
+            # Every value from its text (``->>``), cast by the column's type: its text
+            # output for text columns, the JSON scalar's text for the others.
+            values = ", ".join(
+                f"(r.v ->> {_literal(c)})::{types[c].replace('%', '%%')}" for c in columns
+            )
+            source = "json_array_elements(%s::json) AS r(v)"
+        else:
+            values, source = names, f"json_populate_recordset(NULL::{target}, %s::json)"
         sql = (
-            f"INSERT INTO {target} ({names}){overriding} "
-            f"SELECT {names} FROM json_populate_recordset(NULL::{target}, %s::json) "
+            f"INSERT INTO {target} ({names}){overriding} SELECT {values} FROM {source} "
             + self.on_conflict(schema, columns)
         )
         payload = dumps_exact(
@@ -606,21 +653,30 @@ class PostgresConnection(SqlDatabase):
         return ServiceError(self.service, f"{subject} failed: {text}")
 
 
-def _row_decoder(names: list[str] | None) -> Any:
-    """Turns one line of ``COPY … TO STDOUT`` (text format) holding JSON into a row.
+def _literal(text: str) -> str:
+    """An SQL string literal, safe inside a psycopg query string."""
+    return "'" + text.replace("'", "''").replace("%", "%%") + "'"
 
-    COPY escapes backslashes and control characters; they are undone only on the lines
-    that have any. With ``names`` the line is a JSON array of the values in that order.
+
+def _json_value(column: str, text: bool) -> str:
+    """The JSON of one quoted column's value: its text output as a string when ``text``."""
+    return f"to_json({column}::text)" if text else f"to_json({column})"
+
+
+def _line_sql(names: Sequence[str], quote: Callable[[str], str], text: frozenset[str]) -> str:
+    """An expression giving a row's canonical line: ``{"a":1,"b":"x"}``, keys sorted by code
+    point, compact, UTF-8, SQL ``NULL`` as ``null``.
+
+    PostgreSQL escapes strings in JSON as Python's encoder does (``\\"``, ``\\\\``,
+    ``\\n`` and the like, ``\\u00XX`` for other control characters, nothing else), so the
+    line is the very bytes ``canonical()`` gives the parsed row.
     """
-    loads = loads_exact
-
-    def decode(line: bytes) -> Row:
-        if b"\\" in line:
-            line = _COPY_ESCAPE.sub(_unescape, line)
-        values = loads(line.decode())
-        return values if names is None else dict(zip(names, values, strict=True))
-
-    return decode
+    parts = []
+    for position, name in enumerate(sorted(names)):
+        key = ("," if position else "{") + json.dumps(name, ensure_ascii=False) + ":"
+        value = _json_value(quote(name), name in text)
+        parts.append(f"{_literal(key)} || COALESCE({value}::text, 'null')")
+    return "(" + (" || ".join(parts) + " || '}'" if parts else "'{}'") + ")"
 
 
 def _unescape(match: re.Match[bytes]) -> bytes:

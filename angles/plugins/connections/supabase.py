@@ -45,13 +45,13 @@ import itertools
 import operator
 import re
 import threading
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 from angles import Database, Filter, ForeignKey, Row, ServiceError, TableSchema, hookimpl
-from angles.helpers import jsonable, loads_exact, number_from_text
+from angles.helpers import JSON_TYPES, jsonable, loads_exact, number_from_text
 
 if TYPE_CHECKING:
     import httpx
@@ -78,6 +78,7 @@ _UNORDERED_TYPES = frozenset(
 # PostgREST's PGRST106 hint (Error.hs): "Only the following schemas are exposed: a, b".
 _EXPOSED_HINT = re.compile(r"^Only the following schemas are exposed: (.*)$")
 _SIMPLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_MODIFIERS = re.compile(r"\([^)]*\)")
 # PostgREST's OpenAPI note on a foreign key column (``makeProperty``).
 _FOREIGN_KEY_NOTE = re.compile(r"<fk table='([^']+)' column='([^']+)'/>")
 
@@ -413,7 +414,22 @@ class SupabaseConnection(Database):
             ForeignKey(tuple(c for c, _ in pairs), parent, tuple(r for _, r in pairs))
             for parent, pairs in sorted(references.items())
         )
-        return TableSchema(table, columns, key, required=required, foreign_keys=foreign_keys)
+        # Values not exact in JSON come as their text output, as the postgres connection
+        # reads them, so a backup through either restores through the other. The key
+        # keeps its JSON form: the Data API orders it by its type, and so does the diff.
+        text_columns = frozenset(
+            name
+            for name, p in properties.items()
+            if _carried_as_text(columns[name], p) and name not in key
+        )
+        return TableSchema(
+            table,
+            columns,
+            key,
+            required=required,
+            foreign_keys=foreign_keys,
+            text_columns=text_columns,
+        )
 
     def list_tables(self) -> dict[str, str]:
         """The relations the Data API describes in the connection's schema: a table where
@@ -722,8 +738,16 @@ class SupabaseConnection(Database):
         written = 0
         batch: list[Row] = []
         keys: set[tuple[Any, ...]] = set()
+        # The Data API casts a string to the column's type, from its text: only JSON
+        # columns take the value itself.
+        json_text = {c for c in schema.text_columns if schema.columns.get(c) in ("json", "jsonb")}
         for original in rows:
-            row = {column: jsonable(value) for column, value in original.items()}
+            row = {
+                column: jsonable(
+                    loads_exact(value) if column in json_text and isinstance(value, str) else value
+                )
+                for column, value in original.items()
+            }
             # A table without a primary key gets plain inserts, which may repeat a row.
             row_key = tuple(_hashable(row.get(c)) for c in key) if key else (len(batch),)
             if row_key in keys or len(batch) >= batch_size:
@@ -777,6 +801,17 @@ class SupabaseConnection(Database):
             http.close()
 
 
+def _carried_as_text(format_: str, definition: Mapping[str, Any]) -> bool:
+    """Whether a column of this OpenAPI ``format`` is read as its text (TableSchema.text_columns).
+
+    A type outside ``pg_catalog`` keeps its modifiers there (``varchar(10)``), and from
+    PostgREST 14.8 the integers are ``int32`` and ``int64``.
+    """
+    if "enum" in definition or format_ in ("int32", "int64"):
+        return False
+    return " ".join(_MODIFIERS.sub("", format_).split()) not in JSON_TYPES
+
+
 def _transient(code: str) -> bool:
     return code in RETRY_CODES or code in ("network", "timeout")
 
@@ -815,17 +850,22 @@ def _after(query: Any, key: tuple[str, ...], last: tuple[Any, ...]) -> Any:
 
 
 def _exact_columns(schema: TableSchema) -> tuple[dict[str, Callable[[str], Any]], str]:
-    """The columns read as text (and how each is read back), and the select list.
+    """The columns read as text and parsed back (and how), and the select list.
 
-    numeric and JSON columns come as text, read here: the client would read their
-    numbers as floats and round the ones wider than a float.
+    ``text_columns`` are selected as their text output and kept so. Files before 1.3.0
+    hold numeric and JSON values in their JSON form: read as text here, then parsed
+    exactly (the client would round numbers to floats).
     """
     exact = {
         c: number_from_text if kind.startswith("numeric") else loads_exact
         for c, kind in schema.columns.items()
-        if kind.startswith("numeric") or kind in ("json", "jsonb")
+        if (kind.startswith("numeric") or kind in ("json", "jsonb"))
+        and c not in schema.text_columns
     }
-    columns = ",".join(_select_name(c) + ("::text" if c in exact else "") for c in schema.columns)
+    columns = ",".join(
+        _select_name(c) + ("::text" if c in exact or c in schema.text_columns else "")
+        for c in schema.columns
+    )
     return exact, columns
 
 

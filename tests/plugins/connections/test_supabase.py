@@ -10,7 +10,6 @@ import json
 import socket
 import time
 import uuid
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -199,11 +198,12 @@ def test_stream_reads_every_row_in_key_order_in_capped_pages(vault, connect, pos
     rows = list(connection.stream("decision_vault", connection.describe("decision_vault")))
     expected = [r[0] for r in db.fetchall("SELECT id::text FROM decision_vault ORDER BY id")]
     assert [r["id"] for r in rows] == expected
-    first = next(r for r in rows if r["payload"]["n"] == 1)
-    assert first["payload"] == {"n": 1, "nested": [1, None, "ü"]}
+    # Values JSON cannot hold exactly come as PostgreSQL's text, as through `postgres`.
+    first = next(r for r in rows if json.loads(r["payload"])["n"] == 1)
+    assert first["payload"] == '{"n": 1, "nested": [1, null, "ü"]}'
     assert (first["tags"], first["amount"], first["type"]) == (
-        ["a", "b,c", "1"],
-        1.25,
+        '{a,"b,c",1}',
+        "1.25",
         "Architecture",
     )
     assert first["created_at"] == "2025-08-01T00:01:00+00:00"
@@ -647,24 +647,11 @@ LOG_ORDER = (
 
 
 def live_log(db):
+    """The log as the connection reads it: numeric, arrays and jsonb as their text output."""
     return db.fetchval(
         "SELECT json_agg(json_build_object('at', at, 'event', event, 'amount', amount::text,"
-        f" 'tags', tags, 'payload', payload::text) {LOG_ORDER}) FROM log"
+        f" 'tags', tags::text, 'payload', payload::text) {LOG_ORDER}) FROM log"
     )
-
-
-def as_compared(rows, from_server=True):
-    """Rows with amounts as Decimal and payloads as JSON values, on either side."""
-    return [
-        {
-            **r,
-            "amount": None if r["amount"] is None else Decimal(str(r["amount"])),
-            "payload": r["payload"]
-            if from_server or r["payload"] is None
-            else json.loads(r["payload"]),
-        }
-        for r in rows
-    ]
 
 
 @pytest.mark.parametrize(
@@ -681,7 +668,7 @@ def test_a_table_without_a_key_streams_in_the_order_of_every_column(
     assert schema.primary_key == ()
     rows = list(connection.stream("log", schema))
     assert len(rows) == 49
-    assert as_compared(rows) == as_compared(live_log(postgres_db), from_server=False)
+    assert rows == live_log(postgres_db)
     assert sum(1 for r in rows if r["event"] == "same") == 7  # repeats kept, none doubled
     [first, *following] = table_requests_of(postgrest, "log")
     assert first.params["order"] == (
