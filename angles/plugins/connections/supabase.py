@@ -872,15 +872,17 @@ def _exact_columns(schema: TableSchema) -> tuple[dict[str, Callable[[str], Any]]
 def _row_after(names: Sequence[str], row: Row) -> str:
     """The ``or=`` condition "after ``row`` in the order of every column, nulls first":
     ``c1 > v1 or (c1 = v1 and (c2 > v2 or (c2 = v2 and …)))``, nested so that it grows
-    with the columns, not their square."""
+    with the columns, not their square. ``row`` is as the server wrote it: every value
+    that is not a JSON scalar (numeric, arrays, jsonb, ranges…) is its text output
+    (``text_columns``), which PostgreSQL reads back as a literal of the column's type."""
 
     def after(column: str, value: Any) -> str:
         name = _logic_name(column)
-        return f"{name}.not.is.null" if value is None else f"{name}.gt.{_logic_literal(value)}"
+        return f"{name}.not.is.null" if value is None else f"{name}.gt.{_logic_value(value)}"
 
     def same(column: str, value: Any) -> str:
         name = _logic_name(column)
-        return f"{name}.is.null" if value is None else f"{name}.eq.{_logic_literal(value)}"
+        return f"{name}.is.null" if value is None else f"{name}.eq.{_logic_value(value)}"
 
     *head, tail = names
     condition = after(tail, row[tail])
@@ -896,37 +898,8 @@ def _row_equal(query: Any, names: Sequence[str], row: Row) -> Any:
         if value is None:
             query = query.filter(column, "is", "null")
         else:
-            query = query.filter(column, "eq", _literal(value))
+            query = query.filter(column, "eq", _plain_value(value))
     return query
-
-
-def _literal(value: Any) -> str:
-    """A value as PostgreSQL reads it back from a filter: arrays as array literals."""
-    if isinstance(value, list):
-        return _array_literal(value)
-    if isinstance(value, dict):
-        import json
-
-        return json.dumps(value, ensure_ascii=False)
-    return _plain_value(value)
-
-
-def _logic_literal(value: Any) -> str:
-    return _logic_value(_literal(value) if isinstance(value, list | dict) else value)
-
-
-def _array_literal(values: list[Any]) -> str:
-    """``{a,"b,c",NULL}``: each element quoted (NULL aside), nested arrays in braces."""
-
-    def element(value: Any) -> str:
-        if value is None:
-            return "NULL"
-        if isinstance(value, list):
-            return _array_literal(value)
-        text = _literal(value)
-        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-    return "{" + ",".join(element(v) for v in values) + "}"
 
 
 def _shows_its_default(prop: dict[str, Any]) -> bool:
