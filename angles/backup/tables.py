@@ -3,6 +3,8 @@ globs) less ``exclude:``, resolved against what the connection holds at each run
 
 A bare name is a table of the connection's own schema (``public`` on PostgreSQL, ``main``
 on SQLite); ``schema.table`` names one elsewhere. ``all`` means the connection's own schema.
+The schemas the names and globs name are handed to :meth:`Database.list_tables_of`, so a
+backend that describes one schema per request (the Data API) lists those too.
 """
 
 from __future__ import annotations
@@ -38,6 +40,12 @@ class TableSelection:
             return self.patterns[0]
         return None
 
+    @property
+    def schemas(self) -> tuple[str, ...]:
+        """The schemas the names and globs name (``audit`` of ``audit.*``), in order."""
+        named = (p.partition(".") for p in self.patterns or ())
+        return tuple(dict.fromkeys(schema for schema, dot, _ in named if dot))
+
     def covers(self, table: str) -> bool:
         """Whether ``table`` is one this entry backs up (by its name alone)."""
         if any(fnmatchcase(table, pattern) for pattern in self.exclude):
@@ -54,8 +62,9 @@ class TableSelection:
         globs and ``all`` are matched against the connection's catalog.
         """
         plain = [p for p in self.patterns or () if not _is_glob(p)]
+        schemas = self.schemas
         if self.patterns is not None and len(plain) == len(self.patterns):
-            catalog = _catalog_or_none(database)
+            catalog = _catalog_or_none(database, schemas)
             for name in plain:
                 kind = (catalog or {}).get(name)
                 if kind is not None and kind not in BACKED_UP_KINDS:
@@ -64,7 +73,7 @@ class TableSelection:
                         hint="back up the tables it reads from; a view holds no rows of its own",
                     )
             return [n for n in dict.fromkeys(plain) if self.covers(n)], []
-        catalog = _catalog(database)
+        catalog = _catalog(database, schemas)
         tables, skipped = [], []
         for name, kind in sorted(catalog.items()):
             wanted = self.covers(name) or name in plain
@@ -89,9 +98,9 @@ def _is_glob(pattern: str) -> bool:
     return any(char in pattern for char in "*?[")
 
 
-def _catalog(database: Database) -> dict[str, str]:
+def _catalog(database: Database, schemas: tuple[str, ...] = ()) -> dict[str, str]:
     try:
-        return database.list_tables()
+        return database.list_tables_of(schemas) if schemas else database.list_tables()
     except NotImplementedError:
         raise BackupError(
             f"the {database.type} connection {database.name!r} cannot list its tables",
@@ -99,9 +108,9 @@ def _catalog(database: Database) -> dict[str, str]:
         ) from None
 
 
-def _catalog_or_none(database: Database) -> dict[str, str] | None:
+def _catalog_or_none(database: Database, schemas: tuple[str, ...] = ()) -> dict[str, str] | None:
     try:
-        return database.list_tables()
+        return database.list_tables_of(schemas) if schemas else database.list_tables()
     except NotImplementedError:
         return None
 

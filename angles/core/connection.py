@@ -7,7 +7,7 @@ A connection type that holds tables implements :class:`Database`; one that is on
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
@@ -154,6 +154,16 @@ class Database(Connection):
         name their tables.
         """
         raise NotImplementedError
+
+    def list_tables_of(self, schemas: Collection[str]) -> dict[str, str]:
+        """What :meth:`list_tables` returns, for a caller that names other ``schemas`` too
+        (the schema part of ``audit.*``): it must hold their relations, as ``schema.table``.
+
+        The default is :meth:`list_tables`, right for a backend whose catalog covers every
+        schema at once; one that describes a schema per request (the Data API) lists the
+        named ones as well.
+        """
+        return self.list_tables()
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[bool]:

@@ -288,3 +288,65 @@ def test_supabase_all_takes_what_the_data_api_can_insert_into(bank, postgrest, t
     assert run.skipped == ["rich (view)", "totals (view)"]
     for file in run.files:
         assert metadata(tmp_path / "backups" / file["name"])["snapshot"] is False
+
+
+def test_supabase_other_schemas_by_glob(bank, postgrest_factory, tmp_path):
+    """``audit.*`` through the Data API: the schema's own OpenAPI document lists it, its
+    rows are read with Accept-Profile and restored with Content-Profile."""
+    postgres, _ = bank
+    server = postgrest_factory(schemas=["public", "audit"])
+    document = pipeline_document(
+        connections={
+            "vault": {"type": "supabase", "url": server.url, "key": server.service_role_key}
+        },
+        backups=[entry(tables=["audit.*"])],
+    )
+    path = tmp_path / "angles.yaml"
+    path.write_text(json.dumps(document))
+    plugins = load_plugins()
+    context = Context(load_pipeline(path, plugins, environ={}), plugins)
+    try:
+        (run,) = run_backups(context)
+        assert run.status is Status.OK, run.message
+        (file,) = run.files
+        assert file["name"].startswith("audit.events_")
+        stored = tmp_path / "backups" / file["name"]
+        assert metadata(stored)["source"] == "audit.events"
+        assert metadata(stored)["snapshot"] is False
+        assert file_rows(stored) == [{"id": 1, "what": "created"}, {"id": 2, "what": "deleted"}]
+        postgres.execute("DELETE FROM audit.events WHERE id = 2")
+        plan = prepare_restore(context, RestoreRequest(table="audit.events"))
+        try:
+            assert plan.counts["insert"] == 1 and plan.counts["unchanged"] == 1
+            apply_restore(context, plan)
+        finally:
+            close_plan(plan)
+    finally:
+        context.close()
+    assert postgres.fetchall("SELECT id, what FROM audit.events ORDER BY id") == [
+        (1, "created"),
+        (2, "deleted"),
+    ]
+    writes = server.requests_to(r"/rest/v1/events$", "POST")
+    assert writes and {w.header("content-profile") for w in writes} == {"audit"}
+
+
+def test_supabase_a_schema_not_exposed_fails_the_entry_clearly(bank, postgrest, tmp_path):
+    document = pipeline_document(
+        connections={
+            "vault": {"type": "supabase", "url": postgrest.url, "key": postgrest.service_role_key}
+        },
+        backups=[entry(tables=["accounts_a", "audit.*"])],
+    )
+    path = tmp_path / "angles.yaml"
+    path.write_text(json.dumps(document))
+    plugins = load_plugins()
+    context = Context(load_pipeline(path, plugins, environ={}), plugins)
+    try:
+        (run,) = run_backups(context)
+    finally:
+        context.close()
+    assert run.status is Status.ERROR
+    assert "the schema 'audit' is not exposed through the Data API" in run.message
+    assert "(it exposes public, graphql_public)" in run.message
+    assert run.files == []

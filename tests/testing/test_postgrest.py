@@ -655,6 +655,73 @@ def test_schema_not_exposed_is_406(items, client):
     assert error.value.hint == "Only the following schemas are exposed: public, graphql_public"
 
 
+def test_profiles_pick_the_schema_of_each_request(postgres_db, postgrest_factory):
+    """db-schemas = public, audit: the first is the default; reads follow Accept-Profile,
+    writes Content-Profile (ApiRequest.hs getSchema), and the answer names the schema."""
+    postgres_db.execute(
+        "CREATE TABLE public.items (id int PRIMARY KEY, what text);"
+        " INSERT INTO public.items VALUES (1, 'public');"
+        " CREATE SCHEMA audit; COMMENT ON SCHEMA audit IS 'audit trail';"
+        " CREATE TABLE audit.items (id int PRIMARY KEY, what text);"
+        " CREATE TABLE audit.only_here (id int PRIMARY KEY);"
+        " INSERT INTO audit.items VALUES (1, 'audit')"
+    )
+    server = postgrest_factory(schemas=["public", "audit"])
+    plain = rest(server, "GET", "/items")
+    assert (plain.json(), plain.headers["content-profile"]) == (
+        [{"id": 1, "what": "public"}],
+        "public",
+    )
+    audit = rest(server, "GET", "/items", headers={"Accept-Profile": "audit"})
+    assert (audit.json(), audit.headers["content-profile"]) == (
+        [{"id": 1, "what": "audit"}],
+        "audit",
+    )
+    # A write reads Content-Profile only: an Accept-Profile beside it changes nothing.
+    rest(
+        server,
+        "POST",
+        "/items",
+        headers={"Content-Profile": "audit", "Accept-Profile": "public"},
+        json={"id": 2, "what": "to audit"},
+    )
+    rest(server, "POST", "/items", headers={"Accept-Profile": "audit"}, json={"id": 3})
+    assert postgres_db.fetchall("SELECT id FROM audit.items ORDER BY id") == [(1,), (2,)]
+    assert postgres_db.fetchall("SELECT id FROM public.items ORDER BY id") == [(1,), (3,)]
+    # The OpenAPI root describes the schema the profile names.
+    root = rest(server, "GET", "/", headers={"Accept-Profile": "audit"})
+    assert root.headers["content-profile"] == "audit"
+    assert sorted(root.json()["definitions"]) == ["items", "only_here"]
+    assert root.json()["info"]["title"] == "audit trail"
+    assert "only_here" not in rest(server, "GET", "/").json()["definitions"]
+    # With one schema exposed and no profile asked for, no Content-Profile is sent.
+    single = postgrest_factory(schemas=["public"])
+    assert "content-profile" not in rest(single, "GET", "/items").headers
+    named = rest(single, "GET", "/items", headers={"Accept-Profile": "public"})
+    assert named.headers["content-profile"] == "public"
+
+
+@pytest.mark.parametrize(
+    ("method", "header"), [("GET", "Accept-Profile"), ("POST", "Content-Profile")]
+)
+def test_an_unexposed_profile_is_406_pgrst106_as_postgrest_words_it(
+    postgres_db, postgrest_factory, method, header
+):
+    # Error.hs: UnacceptableSchema is 406, "Invalid schema: <name>", and a hint listing the
+    # exposed schemas in their configured order.
+    postgres_db.execute("CREATE TABLE items (id int PRIMARY KEY)")
+    server = postgrest_factory(schemas=["public", "audit"])
+    response = rest(server, method, "/items", headers={header: "private"}, json={"id": 1})
+    assert response.status_code == 406
+    assert response.headers["proxy-status"] == "PostgREST; error=PGRST106"
+    assert response.content == (
+        b'{"code":"PGRST106","details":null,'
+        b'"hint":"Only the following schemas are exposed: public, audit",'
+        b'"message":"Invalid schema: private"}'
+    )
+    assert postgres_db.fetchval("SELECT count(*) FROM items") == 0
+
+
 def test_single_object(items, client):
     assert client.table("items").select("id").eq("id", 5).single().execute().data == {"id": 5}
     with pytest.raises(APIError) as error:

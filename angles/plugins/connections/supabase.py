@@ -14,7 +14,17 @@ It speaks through supabase-py, imported on first use so that ``angles --help`` s
   exact count; a stream that ends short of it, and short of a fresh count, raises instead
   of letting a backup be silently truncated.
 * Tables are described from the OpenAPI root, which on Supabase only the service_role
-  (``sb_secret_``) key may read.
+  (``sb_secret_``) key may read. It describes one schema per request, the one
+  ``Accept-Profile`` names.
+* A bare table name is in the connection's ``schema:`` (default ``public``); ``schema.table``
+  names one in another schema, read and written through supabase-py's ``.schema(name)``
+  (``Accept-Profile`` on reads, ``Content-Profile`` on writes), so the schema must be one
+  the project exposes. ``tables: all`` means the connection's schema; a glob such as
+  ``audit.*`` lists the schema it names. The API cannot list the schemas themselves, so a
+  glob in the schema part (``*.events``) is refused.
+* A table without a primary key is read ordered by every column, in nulls-first order,
+  and paged by keyset on the whole row (see :meth:`SupabaseConnection._stream_unkeyed`);
+  it is written by plain inserts.
 * Writes are upserts on the primary key, in batches, with ``return=minimal`` and an exact
   count to confirm every row was written. Each batch is one PostgREST transaction.
 * Reads are retried by angles' retry policy (1, 2, 4 s apart, within the run's budget) on
@@ -35,7 +45,7 @@ import itertools
 import operator
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
@@ -61,6 +71,12 @@ _MESSAGES = {
     "42501": "permission denied",
     "PGRST106": "the schema is not exposed",
 }
+# Types with no btree ordering or equality: a table without a key cannot be paged over them.
+_UNORDERED_TYPES = frozenset(
+    {"json", "xml", "point", "line", "lseg", "box", "path", "polygon", "circle"}
+)
+# PostgREST's PGRST106 hint (Error.hs): "Only the following schemas are exposed: a, b".
+_EXPOSED_HINT = re.compile(r"^Only the following schemas are exposed: (.*)$")
 _SIMPLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MODIFIERS = re.compile(r"\([^)]*\)")
 # PostgREST's OpenAPI note on a foreign key column (``makeProperty``).
@@ -146,7 +162,8 @@ class SupabaseConnection(Database):
         self._lock = threading.Lock()
         self._client: Client | None = None
         self._http: Any = None
-        self._openapi: dict[str, Any] | None = None
+        self._schemas: dict[str, Any] = {}  # schema -> its postgrest client (.schema(name))
+        self._openapi: dict[str, dict[str, Any]] = {}  # schema -> its OpenAPI document
 
     # -- the client and requests ----------------------------------------------------------
 
@@ -177,8 +194,28 @@ class SupabaseConnection(Database):
                     ) from exc
             return self._client
 
+    def split(self, table: str) -> tuple[str, str]:
+        """``schema.table`` split; a bare name is in the connection's ``schema:``."""
+        schema, dot, name = table.partition(".")
+        return (schema, name) if dot else (self.schema, table)
+
+    def _name_of(self, schema: str, name: str) -> str:
+        """A table's name as angles writes it: bare in the connection's schema."""
+        return name if schema == self.schema else f"{schema}.{name}"
+
+    def _postgrest(self, schema: str) -> Any:
+        """The postgrest client whose profile headers select ``schema``."""
+        client = self.client()
+        if schema == self.schema:
+            return client.postgrest
+        with self._lock:
+            if schema not in self._schemas:
+                self._schemas[schema] = client.schema(schema)
+            return self._schemas[schema]
+
     def _table(self, table: str) -> Any:
-        return self.client().table(table)
+        schema, name = self.split(table)
+        return self._postgrest(schema).from_(name)
 
     def _run(self, send: Callable[[], Any], what: str, table: str | None, read: bool) -> Any:
         """Call ``send()`` (which sends one request), retrying a read on transient failures
@@ -276,9 +313,12 @@ class SupabaseConnection(Database):
                 code=code or "401",
                 table=table,
             )
+        if code == "PGRST106":
+            return self._not_exposed(what, message, hint, table)
         if code in _MISSING_TABLE or (code == "404" and table):
+            schema, name = self.split(table or "")
             return SupabaseError(
-                f"{what}: there is no table {table!r} in the schema {self.schema!r}",
+                f"{what}: there is no table {name!r} in the schema {schema!r}",
                 hint=self._clean(hint)
                 if hint
                 else "check `table:`, and that the table is in an exposed schema",
@@ -290,7 +330,6 @@ class SupabaseConnection(Database):
             "57014": "the query hit the statement timeout: add an index for the filter, or "
             "raise statement_timeout for the API role",
             "42501": "the key's role may not read or write this table: use the service_role key",
-            "PGRST106": f"check `schema:` of the connection {self.name!r}",
             "PGRST204": "the backup has a column the table does not; see `angles restore` output",
             "21000": "the batch repeats a primary key",
         }
@@ -306,6 +345,24 @@ class SupabaseConnection(Database):
             table=table,
         )
 
+    def _not_exposed(self, what: str, message: str, hint: Any, table: str | None) -> SupabaseError:
+        """PGRST106: the schema is not one the Data API serves; say which ones it does."""
+        schema = message.removeprefix("Invalid schema: ") if message else "?"
+        exposed = _EXPOSED_HINT.match(str(hint or ""))
+        listed = f" (it exposes {exposed.group(1)})" if exposed else ""
+        return SupabaseError(
+            f"{what}: the schema {schema!r} is not exposed through the Data API{listed}",
+            hint=f"add {schema!r} to the exposed schemas (Project Settings > Data API) or "
+            "back it up through a `postgres` connection"
+            + (
+                f"; or check `schema:` of the connection {self.name!r}"
+                if schema == self.schema
+                else ""
+            ),
+            code="PGRST106",
+            table=table,
+        )
+
     @property
     def _url_hint(self) -> str:
         return f"check SUPABASE_URL (the `url:` of the connection {self.name!r}) and the network"
@@ -317,14 +374,16 @@ class SupabaseConnection(Database):
     # -- reading --------------------------------------------------------------------------
 
     def describe(self, table: str) -> TableSchema:
-        """Columns (PostgreSQL types), primary key and required columns, from the OpenAPI root."""
-        definitions = self._definitions()
-        definition = definitions.get(table)
+        """Columns (PostgreSQL types), primary key and required columns, from the OpenAPI
+        root of the table's schema."""
+        schema, name = self.split(table)
+        definitions = self._definitions(schema)
+        definition = definitions.get(name)
         if definition is None:
-            close = difflib.get_close_matches(table, list(definitions), n=1)
+            close = difflib.get_close_matches(name, list(definitions), n=1)
             raise SupabaseError(
-                f"there is no table {table!r} in the schema {self.schema!r}",
-                hint=f"perhaps you meant {close[0]!r}"
+                f"there is no table {name!r} in the schema {schema!r}",
+                hint=f"perhaps you meant {self._name_of(schema, close[0])!r}"
                 if close
                 else "check `table:`, and that the table is in an exposed schema",
                 code="PGRST205",
@@ -345,9 +404,12 @@ class SupabaseConnection(Database):
             and "default" not in properties[name]
         )
         references: dict[str, list[tuple[str, str]]] = {}
-        for name, p in properties.items():
+        for column_name, p in properties.items():
+            # The note names the referenced table without its schema: PostgREST's OpenAPI
+            # describes one schema, so it is taken to be the table's own.
             for parent, column in _FOREIGN_KEY_NOTE.findall(str(p.get("description", ""))):
-                references.setdefault(parent, []).append((name, column))
+                parent_name = self._name_of(schema, parent)
+                references.setdefault(parent_name, []).append((column_name, column))
         foreign_keys = tuple(
             ForeignKey(tuple(c for c, _ in pairs), parent, tuple(r for _, r in pairs))
             for parent, pairs in sorted(references.items())
@@ -370,24 +432,55 @@ class SupabaseConnection(Database):
         )
 
     def list_tables(self) -> dict[str, str]:
-        """The relations the Data API describes: a table where it accepts inserts, else a
-        view (the API does not tell a materialized view, or a view it can write, apart)."""
-        definitions = self._definitions()
-        paths = (self._openapi or {}).get("paths") or {}
+        """The relations the Data API describes in the connection's schema: a table where
+        it accepts inserts, else a view (the API does not tell a materialized view, or a
+        view it can write, apart)."""
+        return self._relations(self.schema)
+
+    def list_tables_of(self, schemas: Collection[str]) -> dict[str, str]:
+        """The connection's schema and each of ``schemas`` (one OpenAPI request each), the
+        others' relations named ``schema.table``.
+
+        The Data API has no list of schemas, so a glob in a schema's name cannot be
+        resolved; it is refused rather than matching nothing.
+        """
+        relations = self._relations(self.schema)
+        for schema in schemas:
+            if any(char in schema for char in "*?["):
+                raise SupabaseError(
+                    f"cannot list the schemas matching {schema!r}: the Data API describes "
+                    "one named schema at a time",
+                    hint="name the schema (`audit.*`), or list these tables through a "
+                    "`postgres` connection",
+                    code="glob",
+                )
+            if schema != self.schema:
+                relations.update(self._relations(schema))
+        return dict(sorted(relations.items()))
+
+    def _relations(self, schema: str) -> dict[str, str]:
+        definitions = self._definitions(schema)
+        paths = self._openapi[schema].get("paths") or {}
         return {
-            name: "table" if "post" in (paths.get(f"/{name}") or {}) else "view"
+            self._name_of(schema, name): "table"
+            if "post" in (paths.get(f"/{name}") or {})
+            else "view"
             for name in sorted(definitions)
         }
 
-    def _definitions(self) -> dict[str, Any]:
-        """The OpenAPI document's ``definitions`` (read once per connection)."""
-        if self._openapi is None:
+    def _definitions(self, schema: str) -> dict[str, Any]:
+        """The ``definitions`` of ``schema``'s OpenAPI document (read once per connection)."""
+        if schema not in self._openapi:
             import httpx
 
             client = self.client()
-            headers = httpx.Headers(client.postgrest.headers)
+            headers = httpx.Headers(self._postgrest(schema).headers)
             headers["Accept"] = "application/openapi+json, application/json"
-            what = "reading the table descriptions"
+            what = (
+                "reading the table descriptions"
+                if schema == self.schema
+                else f"reading the table descriptions of the schema {schema!r}"
+            )
 
             def send() -> Any:
                 response = client.postgrest.session.get(f"{client.rest_url}/", headers=headers)
@@ -405,13 +498,13 @@ class SupabaseConnection(Database):
 
             response = self._run(send, what, None, read=True)
             try:
-                self._openapi = response.json()
+                self._openapi[schema] = response.json()
             except ValueError as exc:
                 raise SupabaseError(
                     f"{what}: the answer is not JSON: {_html_excerpt(response.text)}",
                     hint=self._url_hint,
                 ) from exc
-        return dict(self._openapi.get("definitions") or {})
+        return dict(self._openapi[schema].get("definitions") or {})
 
     def count(self, table: str, where: Filter | None = None) -> int:
         """The exact number of matching rows (``HEAD``, ``Prefer: count=exact``)."""
@@ -445,22 +538,15 @@ class SupabaseConnection(Database):
         return error
 
     def stream(self, table: str, schema: TableSchema, where: Filter | None = None) -> Iterator[Row]:
-        """Rows in primary-key order, page by page (keyset), checked against an exact count."""
-        key = schema.require_primary_key("to read it in order", partial(SupabaseError, table=table))
-        # numeric and JSON columns come as text, read here: the client would read their
-        # numbers as floats and round the ones wider than a float.
-        # Files before 1.3.0 hold numeric and JSON values in their JSON form: read as
-        # text here, then parsed exactly (the client would round numbers to floats).
-        exact = {
-            c: number_from_text if kind.startswith("numeric") else loads_exact
-            for c, kind in schema.columns.items()
-            if (kind.startswith("numeric") or kind in ("json", "jsonb"))
-            and c not in schema.text_columns
-        }
-        columns = ",".join(
-            _select_name(c) + ("::text" if c in exact or c in schema.text_columns else "")
-            for c in schema.columns
-        )
+        """Rows in primary-key order, page by page (keyset), checked against an exact count
+        (a table without a primary key: ordered by every column, repeated rows kept)."""
+        if not schema.primary_key:
+            return self._stream_unkeyed(table, schema, where)
+        return self._stream_keyed(table, schema, where)
+
+    def _stream_keyed(self, table: str, schema: TableSchema, where: Filter | None) -> Iterator[Row]:
+        key = schema.primary_key
+        exact, columns = _exact_columns(schema)
         key_of = operator.itemgetter(*key)
         what = f"reading {table!r}"
         total: int | None = None
@@ -502,6 +588,108 @@ class SupabaseConnection(Database):
             # max rows is below page_size returns short pages all along.
             if len(rows) < self.page_size and seen >= total:
                 break
+        self._check_complete(table, where, what, seen, total)
+
+    def _stream_unkeyed(
+        self, table: str, schema: TableSchema, where: Filter | None
+    ) -> Iterator[Row]:
+        """The rows of a table without a primary key, ordered by every column.
+
+        Offset pages would skip or repeat rows whenever the table changes between two
+        requests (and through the Data API there is no snapshot to read them in), so pages
+        follow each other by keyset on the whole row: each asks for the rows after the last
+        one read, in the order of every column (nulls first), which inserts and deletes
+        elsewhere in the table cannot shift. Rows may repeat, and identical rows cannot be
+        told apart by a keyset: after each page, the other copies of its last row are read
+        by equality (``eq``/``is.null`` on every column) with an offset past the copies
+        already read; identical rows are interchangeable, so that offset is safe. Rows
+        equal by PostgreSQL's comparison but written differently (numeric ``1.50`` and
+        ``1.5``) count as copies too, which can only matter when such rows meet at a page
+        boundary while the table changes. Columns without an ordering (json, xml,
+        geometric types) cannot be paged over: such a table is refused. The condition
+        carries the last row's values in the URL, so rows of very long values make long
+        requests.
+        """
+        unordered = [
+            f"{c} ({kind})"
+            for c, kind in schema.columns.items()
+            if kind.removesuffix("[]") in _UNORDERED_TYPES
+        ]
+        if unordered:
+            raise SupabaseError(
+                f"reading {table!r}: it has no primary key, and the Data API cannot order "
+                f"its rows by {', '.join(unordered)}",
+                hint="declare a PRIMARY KEY, use jsonb rather than json, or back it up "
+                "through a `postgres` connection",
+                code="unkeyed",
+                table=table,
+            )
+        exact, columns = _exact_columns(schema)
+        names = list(schema.columns)
+        what = f"reading {table!r}"
+        total: int | None = None
+        seen = 0
+        last: Row | None = None  # as the server wrote it: numeric and JSON still text
+
+        def page(build: Callable[[], Any], offset: int = 0) -> list[Row]:
+            def send() -> Any:
+                query = build().limit(self.page_size)
+                return (query.offset(offset) if offset else query).execute()
+
+            response = self._run(send, what, table, read=True)
+            nonlocal total
+            if total is None:
+                total = response.count if response.count is not None else -1
+            rows: list[Row] = response.data
+            del response
+            gc.collect(1)
+            return rows
+
+        def finished(rows: list[Row]) -> Iterator[Row]:
+            for row in rows:
+                converted = dict(row)
+                for column, read in exact.items():
+                    if isinstance(converted[column], str):
+                        converted[column] = read(converted[column])
+                yield converted
+
+        def following(after: Row | None) -> Any:
+            query = self._table(table).select(columns, count="exact" if total is None else None)
+            query = _filtered(query, where)
+            if after is not None:
+                query = query.or_(_row_after(names, after))
+            for column in names:
+                query = query.order(_select_name(column), nullsfirst=True)
+            return query
+
+        def copies_of(row: Row) -> Any:
+            return _filtered(_row_equal(self._table(table).select(columns), names, row), where)
+
+        while True:
+            rows = page(partial(following, last))
+            if not rows:
+                break
+            yield from finished(rows)
+            seen += len(rows)
+            last = rows[-1]
+            if len(rows) < self.page_size and seen >= (total or 0):
+                break
+            # The other copies of the last row, past those this page held.
+            copies = sum(1 for _ in itertools.takewhile(partial(operator.eq, last), reversed(rows)))
+            while True:
+                more = page(partial(copies_of, last), offset=copies)
+                if not more:
+                    break
+                yield from finished(more)
+                seen += len(more)
+                copies += len(more)
+        self._check_complete(table, where, what, seen, total)
+
+    def _check_complete(
+        self, table: str, where: Filter | None, what: str, seen: int, total: int | None
+    ) -> None:
+        """Refuse a read that ended short of the count taken with its first page, unless a
+        fresh count says rows were deleted meanwhile."""
         if total is not None and seen < total:
             now = self.count(table, where)
             if seen < now:
@@ -538,14 +726,15 @@ class SupabaseConnection(Database):
     def upsert(
         self, table: str, schema: TableSchema, rows: Iterable[Row], batch_size: int = 500
     ) -> int:
-        """Upsert on the primary key in batches; returns the rows the server confirmed.
+        """Upsert on the primary key in batches; returns the rows the server confirmed (a
+        table without a primary key: plain inserts).
 
         Only the columns each row has are sent (columns missing from a backup keep their
         value, or get their default on insert), and no batch repeats a key, which
         PostgreSQL refuses in one ``ON CONFLICT`` statement. A batch is one transaction;
         batches before a failed one stay written, and running the restore again is safe.
         """
-        key = schema.require_primary_key("to upsert on", partial(SupabaseError, table=table))
+        key = schema.primary_key
         written = 0
         batch: list[Row] = []
         keys: set[tuple[Any, ...]] = set()
@@ -559,7 +748,8 @@ class SupabaseConnection(Database):
                 )
                 for column, value in original.items()
             }
-            row_key = tuple(_hashable(row.get(c)) for c in key)
+            # A table without a primary key gets plain inserts, which may repeat a row.
+            row_key = tuple(_hashable(row.get(c)) for c in key) if key else (len(batch),)
             if row_key in keys or len(batch) >= batch_size:
                 written += self._write(table, key, batch)
                 batch, keys = [], set()
@@ -577,6 +767,10 @@ class SupabaseConnection(Database):
         for group in groups.values():
 
             def build(group: list[Row] = group) -> Any:
+                if not key:  # nothing to conflict on: a plain POST, no on_conflict
+                    return self._table(table).insert(
+                        group, returning="minimal", count="exact", default_to_null=False
+                    )
                 return self._table(table).upsert(
                     group,
                     on_conflict=",".join(key),
@@ -653,6 +847,59 @@ def _after(query: Any, key: tuple[str, ...], last: tuple[Any, ...]) -> Any:
         greater = f"{_logic_name(column)}.gt.{_logic_value(last[i])}"
         terms.append(f"and({','.join([*equal, greater])})" if equal else greater)
     return query.or_(",".join(terms))
+
+
+def _exact_columns(schema: TableSchema) -> tuple[dict[str, Callable[[str], Any]], str]:
+    """The columns read as text and parsed back (and how), and the select list.
+
+    ``text_columns`` are selected as their text output and kept so. Files before 1.3.0
+    hold numeric and JSON values in their JSON form: read as text here, then parsed
+    exactly (the client would round numbers to floats).
+    """
+    exact = {
+        c: number_from_text if kind.startswith("numeric") else loads_exact
+        for c, kind in schema.columns.items()
+        if (kind.startswith("numeric") or kind in ("json", "jsonb"))
+        and c not in schema.text_columns
+    }
+    columns = ",".join(
+        _select_name(c) + ("::text" if c in exact or c in schema.text_columns else "")
+        for c in schema.columns
+    )
+    return exact, columns
+
+
+def _row_after(names: Sequence[str], row: Row) -> str:
+    """The ``or=`` condition "after ``row`` in the order of every column, nulls first":
+    ``c1 > v1 or (c1 = v1 and (c2 > v2 or (c2 = v2 and …)))``, nested so that it grows
+    with the columns, not their square. ``row`` is as the server wrote it: every value
+    that is not a JSON scalar (numeric, arrays, jsonb, ranges…) is its text output
+    (``text_columns``), which PostgreSQL reads back as a literal of the column's type."""
+
+    def after(column: str, value: Any) -> str:
+        name = _logic_name(column)
+        return f"{name}.not.is.null" if value is None else f"{name}.gt.{_logic_value(value)}"
+
+    def same(column: str, value: Any) -> str:
+        name = _logic_name(column)
+        return f"{name}.is.null" if value is None else f"{name}.eq.{_logic_value(value)}"
+
+    *head, tail = names
+    condition = after(tail, row[tail])
+    for column in reversed(head):
+        condition = f"{after(column, row[column])},and({same(column, row[column])},or({condition}))"
+    return condition
+
+
+def _row_equal(query: Any, names: Sequence[str], row: Row) -> Any:
+    """``query`` narrowed to the rows equal to ``row`` in every column."""
+    for column in names:
+        value = row[column]
+        if value is None:
+            query = query.filter(column, "is", "null")
+        else:
+            query = query.filter(column, "eq", _plain_value(value))
+    return query
 
 
 def _shows_its_default(prop: dict[str, Any]) -> bool:

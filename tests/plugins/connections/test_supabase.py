@@ -545,3 +545,177 @@ def test_a_page_larger_than_the_server_cap_is_refused_before_anything_runs(
     assert result.exit_code == 3
     assert "page_size" in result.output and "1000" in result.output
     assert environment.requests == []
+
+
+# -- other schemas, through the profile headers -------------------------------------------------
+
+AUDIT = """
+CREATE SCHEMA audit;
+CREATE TABLE audit.events (id int PRIMARY KEY, what text NOT NULL, actor int);
+CREATE TABLE audit.actors (id int PRIMARY KEY, name text);
+ALTER TABLE audit.events ADD FOREIGN KEY (actor) REFERENCES audit.actors (id);
+CREATE VIEW audit.recent AS SELECT count(*) AS n FROM audit.events;
+CREATE TABLE public.events (id int PRIMARY KEY, note text);
+INSERT INTO audit.actors VALUES (7, 'ada');
+INSERT INTO audit.events SELECT g, 'event ' || g, 7 FROM generate_series(1, 5) g;
+"""
+
+
+@pytest.fixture
+def audit(postgres_db, postgrest_factory, environment, monkeypatch):
+    """A project exposing ``public`` and ``audit``, the connection's env pointed at it."""
+    postgres_db.execute(AUDIT)
+    server = postgrest_factory(schemas=["public", "audit"])
+    monkeypatch.setenv("SUPABASE_URL", server.url)
+    monkeypatch.setenv("SUPABASE_KEY", server.service_role_key)
+    return server
+
+
+def test_a_table_of_another_schema_is_read_and_written_with_its_profile(
+    audit, connect, postgres_db
+):
+    connection = connect()
+    assert connection.list_tables() == {"events": "table"}
+    assert connection.list_tables_of(["audit"]) == {
+        "audit.actors": "table",
+        "audit.events": "table",
+        "audit.recent": "view",
+        "events": "table",
+    }
+    schema = connection.describe("audit.events")
+    assert schema.name == "audit.events"
+    assert schema.primary_key == ("id",)
+    assert [(k.table, k.columns) for k in schema.foreign_keys] == [("audit.actors", ("actor",))]
+    assert connection.count("audit.events") == 5
+    rows = list(connection.stream("audit.events", schema))
+    assert [r["id"] for r in rows] == [1, 2, 3, 4, 5]
+    assert connection.select("audit.events", order_by=[("id", True)], limit=1)[0]["id"] == 5
+    written = [{"id": 2, "what": "changed"}, {"id": 9, "what": "new", "actor": None}]
+    assert connection.upsert("audit.events", schema, written) == 2
+    assert postgres_db.fetchall("SELECT id, what FROM audit.events WHERE id IN (2, 9)") == [
+        (2, "changed"),
+        (9, "new"),
+    ]
+    assert postgres_db.fetchval("SELECT count(*) FROM public.events") == 0
+    # Reads name the schema in Accept-Profile, writes in Content-Profile, as PostgREST reads.
+    (read, *_) = audit.requests_to(r"/rest/v1/events$", "GET")
+    assert read.header("accept-profile") == "audit"
+    writes = audit.requests_to(r"/rest/v1/events$", "POST")
+    assert {w.header("content-profile") for w in writes} == {"audit"}
+    roots = [r.header("accept-profile") for r in audit.requests if r.path == "/rest/v1/"]
+    assert roots == ["public", "audit"]  # one OpenAPI document per schema, each read once
+
+
+def test_a_schema_the_api_does_not_expose_is_a_clear_error(postgres_db, connect, postgrest):
+    postgres_db.execute(AUDIT)
+    connection = connect()
+    expected = (
+        "the schema 'audit' is not exposed through the Data API (it exposes public, graphql_public)"
+    )
+    for attempt in (
+        lambda: connection.count("audit.events"),  # a HEAD: no body, asked again by GET
+        lambda: connection.describe("audit.events"),
+        lambda: connection.list_tables_of(["audit"]),
+    ):
+        with pytest.raises(ServiceError) as caught:
+            attempt()
+        assert expected in str(caught.value)
+        assert "Data API" in (caught.value.hint or "")
+        assert postgrest.service_role_key not in str(caught.value)
+    with pytest.raises(ServiceError, match=r"schemas matching 'au\*'.*one named schema"):
+        connection.list_tables_of(["au*"])
+
+
+# -- tables without a primary key ------------------------------------------------------------
+
+LOG = """
+CREATE TABLE log (at date, event text, amount numeric(6, 2), tags text[], payload jsonb);
+INSERT INTO log
+SELECT DATE '2025-01-01' + (g % 3), CASE WHEN g % 4 = 0 THEN NULL ELSE 'e' || (g % 2) END,
+       CASE WHEN g % 5 = 0 THEN NULL ELSE (g % 2) * 1.50 END, ARRAY['a,b', 'x"y'],
+       jsonb_build_object('k', g % 2)
+FROM generate_series(1, 40) g;
+-- one row seven times over, across page boundaries
+INSERT INTO log SELECT '2025-01-02', 'same', 2.50, '{q}', '{"s": [1, null]}'
+FROM generate_series(1, 7);
+INSERT INTO log VALUES (NULL, NULL, NULL, NULL, NULL), (NULL, NULL, NULL, NULL, NULL);
+"""
+LOG_ORDER = (
+    "ORDER BY at NULLS FIRST, event NULLS FIRST, amount NULLS FIRST, tags NULLS FIRST,"
+    " payload NULLS FIRST"
+)
+
+
+def live_log(db):
+    """The log as the connection reads it: numeric, arrays and jsonb as their text output."""
+    return db.fetchval(
+        "SELECT json_agg(json_build_object('at', at, 'event', event, 'amount', amount::text,"
+        f" 'tags', tags::text, 'payload', payload::text) {LOG_ORDER}) FROM log"
+    )
+
+
+@pytest.mark.parametrize(
+    ("page_size", "max_rows"),
+    [(3, 1000), (1000, 1000), (1000, 4)],  # the last: the server caps below the page size
+)
+def test_a_table_without_a_key_streams_in_the_order_of_every_column(
+    postgres_db, connect, postgrest, page_size, max_rows
+):
+    postgres_db.execute(LOG)
+    postgrest.max_rows = max_rows
+    connection = connect(f"    page_size: {page_size}")
+    schema = connection.describe("log")
+    assert schema.primary_key == ()
+    rows = list(connection.stream("log", schema))
+    assert len(rows) == 49
+    assert rows == live_log(postgres_db)
+    assert sum(1 for r in rows if r["event"] == "same") == 7  # repeats kept, none doubled
+    [first, *following] = table_requests_of(postgrest, "log")
+    assert first.params["order"] == (
+        "at.asc.nullsfirst,event.asc.nullsfirst,amount.asc.nullsfirst,"
+        "tags.asc.nullsfirst,payload.asc.nullsfirst"
+    )
+    if page_size < 49 or max_rows < 49:
+        assert any("or" in r.params for r in following)  # keyset, never a bare offset
+        assert all("or" in r.params or "event" in r.params for r in following)
+
+
+def table_requests_of(server, table, method="GET"):
+    return server.requests_to(rf"/rest/v1/{table}$", method)
+
+
+def test_rows_added_and_removed_while_an_unkeyed_table_streams(postgres_db, connect):
+    postgres_db.execute(
+        "CREATE TABLE tally (n int, label text);"
+        " INSERT INTO tally SELECT g, 'x' FROM generate_series(1, 30) g"
+    )
+    connection = connect("    page_size: 5")
+    stream = connection.stream("tally", connection.describe("tally"))
+    seen = [next(stream)["n"] for _ in range(12)]
+    # Rows before the position and after it change: offset pages would now skip or repeat.
+    postgres_db.execute(
+        "DELETE FROM tally WHERE n IN (2, 3, 20); INSERT INTO tally VALUES (1, 'x')"
+    )
+    seen += [row["n"] for row in stream]
+    assert seen == [*range(1, 20), *range(21, 31)]
+
+
+def test_a_table_without_a_key_and_a_json_column_is_refused_clearly(postgres_db, connect):
+    postgres_db.execute("CREATE TABLE raw (at date, body json)")
+    connection = connect()
+    with pytest.raises(ServiceError) as caught:
+        list(connection.stream("raw", connection.describe("raw")))
+    assert "no primary key" in str(caught.value) and "body (json)" in str(caught.value)
+    assert "postgres" in (caught.value.hint or "")
+
+
+def test_rows_without_a_key_are_inserted_plainly(postgres_db, connect, postgrest):
+    postgres_db.execute("CREATE TABLE tally (n int, label text)")
+    connection = connect()
+    schema = connection.describe("tally")
+    rows = [{"n": 1, "label": "a"}, {"n": 1, "label": "a"}, {"n": 2, "label": None}]
+    assert connection.upsert("tally", schema, rows) == 3
+    assert postgres_db.fetchval("SELECT count(*) FROM tally WHERE n = 1") == 2
+    (post,) = table_requests_of(postgrest, "tally", "POST")
+    assert "on_conflict" not in post.params
+    assert "resolution" not in post.header("prefer")
