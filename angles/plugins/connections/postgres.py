@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,15 +34,9 @@ from angles.helpers import JSON_TYPES, dumps_exact, excerpt, loads_exact
 if TYPE_CHECKING:
     import psycopg
 
-_COPY_ESCAPE = re.compile(rb"\\(.)", re.DOTALL)
-_COPY_ESCAPES = {
-    b"b": b"\b",
-    b"f": b"\f",
-    b"n": b"\n",
-    b"r": b"\r",
-    b"t": b"\t",
-    b"v": b"\v",
-}
+# COPY in CSV with a delimiter and quote no canonical line can hold (JSON escapes every
+# control character), so each line crosses as its own bytes, never quoted or escaped.
+_RAW_LINES = "FORMAT csv, DELIMITER E'\\x1f', QUOTE E'\\x1e'"
 _BYTE_ORDER_COLLATIONS = frozenset({"C", "POSIX", "ucs_basic"})
 _URL_HINT = "check the connection's url (DATABASE_URL)"
 
@@ -476,7 +469,7 @@ class PostgresConnection(SqlDatabase):
         condition, params = self.condition(where)
         sql = (
             f"COPY (SELECT {line} FROM {self.source(table)} "
-            f"WHERE {condition} ORDER BY {order}) TO STDOUT"
+            f"WHERE {condition} ORDER BY {order}) TO STDOUT ({_RAW_LINES})"
         )
         # No statement timeout: reading a large table legitimately takes long.
         in_snapshot = getattr(self._local, "snapshot", False)
@@ -494,9 +487,6 @@ class PostgresConnection(SqlDatabase):
                     lines = (pending + bytes(chunk) if pending else bytes(chunk)).split(b"\n")
                     pending = lines.pop()
                     for text in lines:
-                        # COPY escapes backslashes and control characters: undo it.
-                        if b"\\" in text:
-                            text = _COPY_ESCAPE.sub(_unescape, text)
                         yield decode(text)
             finished = True
         except psycopg.Error as exc:
@@ -715,6 +705,8 @@ class _Stage:
         number = next(_stage_numbers)
         self.raw = f"pg_temp.angles_backup_{number}"
         self.rows = f"pg_temp.angles_rows_{number}"
+        self.verdicts = f"pg_temp.angles_verdicts_{number}"
+        self.total = 0
         self.connection = database.thread_connection()
         self._counts: dict[str, int] | None = None
 
@@ -742,16 +734,15 @@ class _Stage:
                 self.connection.execute(f"CREATE TEMP TABLE {self.raw} (line jsonb)")
                 with (
                     self.connection.cursor() as cursor,
-                    cursor.copy(f"COPY {self.raw} (line) FROM STDIN") as copy,
+                    cursor.copy(f"COPY {self.raw} (line) FROM STDIN ({_RAW_LINES})") as copy,
                 ):
                     _send_lines(copy, lines)
                 self._check_columns(declared)
-                self.connection.execute(
-                    f"CREATE TEMP TABLE {self.rows} AS SELECT {values}, b.line AS angles_line "
-                    f"FROM {source}"
-                )
-                self._check_keys(key)
+                self.total = self.connection.execute(
+                    f"CREATE TEMP TABLE {self.rows} AS SELECT {values} FROM {source}"
+                ).rowcount
                 self.connection.execute(f"DROP TABLE {self.raw}")
+                self._check_keys(key)
                 self.connection.execute(f"ANALYZE {self.rows}")
         except psycopg.Error as exc:
             raise self._refusal(exc) from exc
@@ -759,14 +750,16 @@ class _Stage:
     def _check_columns(self, declared: Sequence[str]) -> None:
         from angles import BackupError
 
+        # jsonb minus the declared names leaves what the metadata does not declare.
         found = self.database.fetch(
-            f"SELECT k, count(*) FROM {self.raw}, jsonb_object_keys(line) k "
-            "WHERE NOT k = ANY(%s::text[]) GROUP BY k ORDER BY k LIMIT 1",
-            [list(declared)],
+            f"SELECT count(*), min(k) FROM (SELECT (SELECT min(k) FROM "
+            f"jsonb_object_keys(line - %s::text[]) k) AS k FROM {self.raw} "
+            "WHERE (line - %s::text[]) <> '{}'::jsonb) extra",
+            [list(declared), list(declared)],
             self.table,
         )
-        if found:
-            column, rows = found[0]
+        rows, column = found[0]
+        if rows:
             raise BackupError(
                 f"{rows} row(s) of the backup hold a column {column!r} that its metadata does "
                 "not declare; a restore would drop those values",
@@ -774,6 +767,8 @@ class _Stage:
             )
 
     def _check_keys(self, key: list[str]) -> None:
+        import psycopg
+
         from angles import BackupError
 
         quote = self.database.quote
@@ -788,18 +783,15 @@ class _Stage:
                 f"{', '.join(key)} of {self.table!r}",
                 hint="the file was edited or written by another tool; restore another backup",
             )
-        repeated = self.database.fetch(
-            f"SELECT angles_line::text FROM {self.rows} WHERE ({names}) IN "
-            f"(SELECT {names} FROM {self.rows} GROUP BY {names} HAVING count(*) > 1) LIMIT 1",
-            (),
-            self.table,
-        )
-        if repeated:
+        # A unique index finds a repeated key (and speeds the joins that follow).
+        try:
+            self.connection.execute(f"CREATE UNIQUE INDEX ON {self.rows} ({names})")
+        except psycopg.errors.UniqueViolation as exc:
+            detail = exc.diag.message_detail or ""
             raise BackupError(
-                f"the backup repeats a primary key of {self.table!r} "
-                f"(a row: {excerpt(repeated[0][0], 120)})",
+                f"the backup repeats a primary key of {self.table!r} ({excerpt(detail, 160)})",
                 hint="the file was edited or written by another tool; restore another backup",
-            )
+            ) from exc
 
     def _refusal(self, exc: Exception) -> Exception:
         """A value the column's type refuses, as a problem of the file."""
@@ -859,15 +851,35 @@ class _Stage:
     def _params(self) -> dict[str, Any]:
         return {"backup_time": self.backup_time}
 
+    def _target_is_empty(self) -> bool:
+        target = self.database.relation(self.table)
+        return bool(self.database.fetch(f"SELECT NOT EXISTS (SELECT 1 FROM {target})")[0][0])
+
     def counts(self) -> dict[str, int]:
+        """Judged once: the keys that are not unchanged are kept (with their verdict and
+        differing columns) for the samples. Into an empty table every row is an insert."""
+        quote = self.database.quote
+        key = ", ".join(quote(c) for c in self.schema.primary_key)
         with self._unbounded():
+            self.connection.execute(f"DROP TABLE IF EXISTS {self.verdicts}")
+            if self._target_is_empty():
+                self.connection.execute(
+                    f"CREATE TEMP TABLE {self.verdicts} AS SELECT {key}, "
+                    f"'insert'::text AS angles_kind, '{{}}'::text[] AS angles_columns "
+                    f"FROM {self.rows}"
+                )
+                return {"insert": self.total}
+            self.connection.execute(
+                f"CREATE TEMP TABLE {self.verdicts} AS SELECT {key}, angles_kind, "
+                f"angles_columns FROM ({self._verdicts()}) v WHERE angles_kind <> 'unchanged'",
+                self._params(),
+            )
             counts = dict(
                 self.database.fetch(
-                    f"SELECT angles_kind, count(*) FROM ({self._verdicts()}) v GROUP BY 1",
-                    self._params(),
-                    self.table,
+                    f"SELECT angles_kind, count(*) FROM {self.verdicts} GROUP BY 1", (), self.table
                 )
             )
+            counts["unchanged"] = self.total - sum(counts.values())
             counts["only_in_database"] = self._only_in_database("count(*)")[0][0]
         return counts
 
@@ -884,17 +896,17 @@ class _Stage:
     def samples(self, kind: str, limit: int) -> list[tuple[tuple[Any, ...], tuple[str, ...]]]:
         quote, key = self.database.quote, self.schema.primary_key
         order = ", ".join(self.database.sort_expression(self.table, c) for c in key)
+        # Each key as the file spells it: its JSON form, or its text for a text column.
+        values = ", ".join(
+            f"{_json_value(quote(c), c in self.schema.text_columns)}::text" for c in key
+        )
         if kind == "only_in_database":
-            values = ", ".join(
-                f"{_json_value('t.' + quote(c), c in self.schema.text_columns)}::text" for c in key
-            )
             rows = self._only_in_database(values, f" ORDER BY {order} LIMIT {int(limit)}")
             return [(tuple(loads_exact(v) for v in row), ()) for row in rows]
-        values = ", ".join(f"(v.angles_line -> {_literal(c)})::text" for c in key)
         rows = self.database.fetch(
-            f"SELECT {values}, v.angles_columns FROM ({self._verdicts()}) v "
-            f"WHERE v.angles_kind = %(kind)s ORDER BY {order} LIMIT {int(limit)}",
-            {**self._params(), "kind": kind},
+            f"SELECT {values}, angles_columns FROM {self.verdicts} "
+            f"WHERE angles_kind = %(kind)s ORDER BY {order} LIMIT {int(limit)}",
+            {"kind": kind},
             self.table,
         )
         return [(tuple(loads_exact(v) for v in row[:-1]), tuple(row[-1])) for row in rows]
@@ -902,48 +914,45 @@ class _Stage:
     # -- writing ----------------------------------------------------------------------
 
     def write(self, *, overwrite_newer: bool) -> dict[str, int]:
+        """Judged again as it writes: the table may have changed since the plan."""
         database, quote = self.database, self.database.quote
+        described = database._table(self.table)
         written = [c for c in dict.fromkeys([*self.schema.primary_key, *self.columns])]
-        written = [c for c in written if c not in database._table(self.table).generated]
+        written = [c for c in written if c not in described.generated]
         kinds = ["insert", "update"] + (["newer_in_database"] if overwrite_newer else [])
         names = ", ".join(map(quote, written))
-        overriding = (
-            " OVERRIDING SYSTEM VALUE"
-            if database._table(self.table).identity_always & set(written)
-            else ""
-        )
+        overriding = " OVERRIDING SYSTEM VALUE" if described.identity_always & set(written) else ""
+        insert = f"INSERT INTO {database.relation(self.table)} ({names}){overriding}"
+        connection = database.thread_connection()
+        connection.execute("SELECT set_config('statement_timeout', '0', true)")
+        tracked = getattr(database._local, "written", None)
+        if tracked is not None:
+            tracked.add(self.table)
+        if self._target_is_empty():  # a disaster recovery: every row is missing
+            count = connection.execute(f"{insert} SELECT {names} FROM {self.rows}").rowcount
+            return {kind: count if kind == "insert" else 0 for kind in kinds}
         sql = (
-            f"WITH v AS ({self._verdicts()}), w AS (INSERT INTO "
-            f"{database.relation(self.table)} ({names}){overriding} SELECT {names} FROM v "
+            f"WITH v AS ({self._verdicts()}), w AS ({insert} SELECT {names} FROM v "
             f"WHERE v.angles_kind = ANY(%(kinds)s) "
             f"{database.on_conflict(self.schema, written)} RETURNING 1) "
             "SELECT v.angles_kind, count(*) FROM v WHERE v.angles_kind = ANY(%(kinds)s) GROUP BY 1"
         )
-        connection = database.thread_connection()
-        connection.execute("SELECT set_config('statement_timeout', '0', true)")
         applied = dict(database.fetch(sql, {**self._params(), "kinds": kinds}, self.table))
-        tracked = getattr(database._local, "written", None)
-        if tracked is not None:
-            tracked.add(self.table)
         return {kind: int(applied.get(kind, 0)) for kind in kinds}
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
             if not self.connection.closed:
-                self.connection.execute(f"DROP TABLE IF EXISTS {self.raw}, {self.rows}")
+                self.connection.execute(
+                    f"DROP TABLE IF EXISTS {self.raw}, {self.rows}, {self.verdicts}"
+                )
 
 
 def _send_lines(copy: Any, lines: Iterable[bytes]) -> None:
-    """Canonical lines into ``COPY … FROM STDIN`` (text format), a megabyte at a time.
-
-    A canonical line holds no raw newline, tab or carriage return (JSON escapes them),
-    so only its backslashes need doubling.
-    """
+    """Canonical lines into ``COPY … FROM STDIN`` (:data:`_RAW_LINES`), a megabyte at a time."""
     batch: list[bytes] = []
     size = 0
     for line in lines:
-        if b"\\" in line:
-            line = line.replace(b"\\", b"\\\\")
         batch.append(line)
         size += len(line) + 1
         if size >= _COPY_BATCH:
@@ -977,10 +986,6 @@ def _line_sql(names: Sequence[str], quote: Callable[[str], str], text: frozenset
         value = _json_value(quote(name), name in text)
         parts.append(f"{_literal(key)} || COALESCE({value}::text, 'null')")
     return "(" + (" || ".join(parts) + " || '}'" if parts else "'{}'") + ")"
-
-
-def _unescape(match: re.Match[bytes]) -> bytes:
-    return _COPY_ESCAPES.get(match[1], match[1])
 
 
 @hookimpl
