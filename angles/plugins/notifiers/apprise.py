@@ -13,15 +13,14 @@ the service's token, so messages name a URL by its position and service, never b
 from __future__ import annotations
 
 import re
-import time
 from typing import Any
 
 from angles import Notification, Notifier, ServiceError, Status, hookimpl
+from angles.helpers import RetryPolicy, plural
 
 SERVICE = "Apprise"
 #: Pieces of a URL at least this long are kept out of messages (tokens, passwords, ids).
 SECRET_PIECE = re.compile(r"[^\s/:@?&=#,.]{6,}")
-RETRY_PAUSE_SECONDS = 0.5
 
 
 class AppriseNotifier(Notifier):
@@ -29,6 +28,8 @@ class AppriseNotifier(Notifier):
 
     type = "apprise"
     description = "Sends through the Apprise library to any of its services, by URL."
+    #: Seconds before the first retry of a failed delivery; doubles each time.
+    retry_backoff = 0.5
     config_schema = {
         "type": "object",
         "additionalProperties": False,
@@ -52,28 +53,43 @@ class AppriseNotifier(Notifier):
         services = [self._service(apprise, index, url, len(urls)) for index, url in enumerate(urls)]
         title, _, body = notification.text().partition("\n")
         notify_type = NOTIFY_TYPES[notification.status]
-        failures: dict[int, str] = {}
         pending = list(range(len(services)))
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(RETRY_PAUSE_SECONDS * attempt)
-            failures = {}
+
+        def attempt() -> None:
+            # Each try sends only to the URLs not yet delivered: the others got it.
+            failures: dict[int, str] = {}
             for index in pending:
+                self._bound_timeouts(services[index], urls[index])
                 reason = deliver(apprise, services[index], title, body, notify_type)
                 if reason is not None:
                     failures[index] = self._scrub(reason, urls)
-            pending = list(failures)
-            if not pending:
-                return
+            pending[:] = list(failures)
+            if failures:
+                raise self._undelivered(failures, services, len(urls))
+
+        self.context.call(
+            SERVICE,
+            f"sending to {plural(len(urls), 'URL')}",
+            attempt,
+            policy=RetryPolicy.with_retries(self.retries, backoff=self.retry_backoff),
+        )
+
+    def _undelivered(
+        self, failures: dict[int, str], services: list[Any], total: int
+    ) -> ServiceError:
+        """The failure of one try: every URL still undelivered, by position and service.
+
+        Apprise only says "not sent", so any failure is worth another try."""
         described = "; ".join(
             f"URL {index + 1} ({services[index].service_name}): {reason}"
             for index, reason in failures.items()
         )
-        raise ServiceError(
+        return ServiceError(
             SERVICE,
-            f"could not deliver to {len(failures)} of {len(urls)} URLs: {described}",
+            f"could not deliver to {len(failures)} of {total} URLs: {described}",
             hint="check those URLs against the service's page in Apprise's wiki, "
             "and that the service is reachable",
+            transient=True,
         )
 
     def _service(self, apprise: Any, index: int, url: str, total: int) -> Any:
@@ -87,12 +103,17 @@ class AppriseNotifier(Notifier):
                 f"URL {index + 1} of {total} is not a URL Apprise can send to{known}",
                 hint="see https://github.com/caronc/apprise/wiki for each service's URL",
             )
-        query = url.partition("?")[2]
-        if "cto=" not in query and hasattr(service, "socket_connect_timeout"):
-            service.socket_connect_timeout = self.timeout
-        if "rto=" not in query and hasattr(service, "socket_read_timeout"):
-            service.socket_read_timeout = self.timeout
         return service
+
+    def _bound_timeouts(self, service: Any, url: str) -> None:
+        """angles' timeout on the service's sockets (unless the URL sets ``cto``/``rto``),
+        cut to what is left of the run's time limit."""
+        query = url.partition("?")[2]
+        timeout = self.context.budget.bound(self.timeout)
+        if "cto=" not in query and hasattr(service, "socket_connect_timeout"):
+            service.socket_connect_timeout = timeout
+        if "rto=" not in query and hasattr(service, "socket_read_timeout"):
+            service.socket_read_timeout = timeout
 
     def _scrub(self, text: str, urls: list[str]) -> str:
         """``text`` without the secrets, nor any long piece of a URL (its token)."""

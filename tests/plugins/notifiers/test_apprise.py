@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
 
 from angles import ServiceError
+from angles.core.retry import Budget
 
 TOKEN = "tK9xQ2mVbL7pZ4wR"
 
@@ -86,6 +88,34 @@ def test_a_failed_delivery_is_tried_again(webhook_server, notifier, notification
     webhook_server.fail(status=503, times=1)
     notifier({"type": "apprise", "urls": [json_url(webhook_server)]}).send(notification())
     assert len(webhook_server.requests) == 2
+
+
+def test_retries_stop_where_the_run_budget_ends(webhook_server, notifier, notification):
+    webhook_server.fail(path=f"^/hooks/{TOKEN}$", status=503, times=10)
+    entry = {
+        "type": "apprise",
+        "urls": [json_url(webhook_server, "/fine"), json_url(webhook_server)],
+    }
+    sender = notifier(entry)
+    # pauses of 0.5 s then 1 s: the first fits in what is left, the second does not
+    sender.context.budget = Budget(1.2)
+    started = time.monotonic()
+    with pytest.raises(ServiceError) as raised:
+        sender.send(notification())
+    assert time.monotonic() - started < 1.2
+    message = str(raised.value)
+    assert message.startswith("Apprise: could not deliver to 1 of 2 URLs: URL 2 (JSON): ")
+    assert "not retried: the next try needs a 1s wait" in message
+    # the delivered URL is not sent twice; the failing one was tried twice
+    assert [r.path for r in webhook_server.requests] == ["/fine", *[f"/hooks/{TOKEN}"] * 2]
+
+
+def test_a_spent_budget_sends_nothing(webhook_server, notifier, notification):
+    sender = notifier({"type": "apprise", "urls": [json_url(webhook_server)]})
+    sender.context.budget = Budget(0)
+    with pytest.raises(ServiceError, match=r"^Apprise: sending to 1 URL: not tried: the run's"):
+        sender.send(notification())
+    assert webhook_server.requests == []
 
 
 def test_a_url_apprise_does_not_know(notifier, notification, capfd, caplog):
