@@ -37,6 +37,9 @@ MAX_CONCURRENT_CHECKS = 16
 GRACE_SECONDS = 5.0
 #: At most this share of the run's budget is kept back for the notifications.
 NOTIFY_SHARE = 0.25
+#: Seconds the runner still waits for a check or the backups once the budget is spent:
+#: their requests end with the budget, and their own message names the operation.
+LATE_SECONDS = 1.0
 
 
 class Notify(StrEnum):
@@ -116,8 +119,10 @@ def run_checks(context: Context, names: Sequence[str] = ()) -> list[CheckRun]:
         return []
     slots = threading.BoundedSemaphore(MAX_CONCURRENT_CHECKS)
     workers = [_Worker(lambda entry=entry: _run_one(context, entry), slots) for entry in entries]
+    late = context.budget.until(-LATE_SECONDS)  # one moment for all, not one each
     results = [
-        _collect(context, entry, worker) for entry, worker in zip(entries, workers, strict=True)
+        _collect(context, entry, worker, late)
+        for entry, worker in zip(entries, workers, strict=True)
     ]
     for result in results:
         getattr(log, result.status.log_level)(
@@ -186,12 +191,12 @@ def _run_one(context: Context, entry: dict) -> tuple[CheckResult, float]:
     return result, time.perf_counter() - started
 
 
-def _collect(context: Context, entry: dict, worker: _Worker) -> CheckRun:
+def _collect(context: Context, entry: dict, worker: _Worker, late: Budget) -> CheckRun:
     deadline = check_deadline(context, entry)
     while True:
         # a check waiting for a free slot has not started: its own time has not either
         started = worker.started if worker.thread_id is not None else time.perf_counter()
-        left = min(started + deadline - time.perf_counter(), context.budget.remaining())
+        left = min(started + deadline - time.perf_counter(), late.remaining())
         try:
             result, duration = worker.future.result(timeout=max(0.0, left))
             break
@@ -239,7 +244,7 @@ def _run_backups_in_time(context: Context, names: Sequence[str]) -> list[BackupR
     worker = _Worker(lambda: run_backups(context, names), threading.BoundedSemaphore(1))
     try:
         left = context.budget.remaining()
-        return worker.future.result(timeout=None if left == float("inf") else left + 1.0)
+        return worker.future.result(timeout=None if left == float("inf") else left + LATE_SECONDS)
     except TimeoutError:
         message = _overran(context, worker.thread_id, 0, out_of_run=True)
         context.logger("backup").error("backups given up", error=message)

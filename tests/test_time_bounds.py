@@ -6,6 +6,7 @@ answer, a refused connection) and runs ``angles`` as a user would.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sqlite3
@@ -184,15 +185,62 @@ def test_a_run_out_of_time_names_the_service_and_still_notifies(
 ):
     postgrest.fail(method="HEAD", delay=8, times=5)
     result, check, elapsed = supabase_check(defaults="  timeout_seconds: 30\n  run_timeout: 3s")
+    # the request itself ends with the budget, so the connection's own message wins
     assert check["message"] == (
-        "Supabase: counting the rows of 'decision_vault': the run's time limit "
-        "(defaults.run_timeout: 3s) was spent while waiting for an answer"
+        "Supabase: counting the rows of 'decision_vault': no answer before the run's time "
+        "limit (defaults.run_timeout: 3s) was spent (raise defaults.run_timeout, or find what "
+        "took the time in the log)"
     )
     assert elapsed < 6
     assert result.exit_code == 2
     assert result.json()["notifications"] == [{"notifier": "hook", "status": "sent"}]
     [sent] = webhook_server.requests
     assert "counting the rows of 'decision_vault'" in sent.body.decode()
+
+
+SUPABASE_BACKUP = """\
+version: 1
+log_dir: logs
+state: state.db
+connections:
+  supabase: {type: supabase, url: "${SUPABASE_URL}", key: "${SUPABASE_KEY}"}
+backups:
+  - {name: vault, connection: supabase, tables: all, sinks: [local]}
+sinks:
+  local: {type: local, path: backups}
+notifiers:
+  - {name: hook, type: webhook, url: "${HOOK_URL}", on: [error], timeout_seconds: 2}
+defaults:
+  timeout_seconds: 30
+  run_timeout: 4s
+"""
+
+
+@pytest.mark.postgres
+def test_a_black_holed_supabase_backup_ends_with_the_budget(
+    pipeline_file, angles_cli, postgrest, postgres_db, webhook_server, monkeypatch, tmp_path
+):
+    postgres_db.execute(
+        "CREATE TABLE decision_vault (id bigint PRIMARY KEY, decision text);"
+        "INSERT INTO decision_vault SELECT g, 'd' || g FROM generate_series(1, 10) g"
+    )
+    monkeypatch.setenv("SUPABASE_URL", postgrest.url)
+    monkeypatch.setenv("SUPABASE_KEY", postgrest.service_role_key)
+    monkeypatch.setenv("HOOK_URL", f"{webhook_server.url}/hook")
+    postgrest.fail(method="GET", path="decision_vault$", delay=20, times=5)
+    started = time.monotonic()
+    result = angles_cli("backup", pipeline_file(SUPABASE_BACKUP), "--format", "json")
+    elapsed = time.monotonic() - started
+    [backup] = result.json()["backups"]
+    assert backup["message"].startswith(
+        "reading 'decision_vault' failed: Supabase: reading 'decision_vault': no answer before "
+        "the run's time limit (defaults.run_timeout: 4s) was spent"
+    )
+    # the request was cut, not abandoned: the run ends with its budget, and tells people
+    assert elapsed < 6
+    assert result.exit_code == 2
+    assert result.json()["notifications"] == [{"notifier": "hook", "status": "sent"}]
+    assert local_backups(tmp_path) == []
 
 
 @pytest.mark.postgres
@@ -254,13 +302,15 @@ def test_run_timeout_is_validated(pipeline_file, angles_cli, value):
 
 
 def test_an_abandoned_check_does_not_hold_the_exit(tmp_path, webhook_server):
-    """The stalled check's thread is still waiting when the run ends: the process exits."""
+    """The stuck check's thread is still busy when the run ends: the process exits; the
+    stalled request ends with the run's budget, with its own message."""
     webhook_server.fail(delay=30)
     path = tmp_path / "angles.yaml"
     path.write_text(
         "version: 1\nlog_dir: logs\nstate: state.db\n"
         f"checks:\n  - {{name: api, type: http, url: '{webhook_server.url}/health', "
         "timeout_seconds: 30}\n"
+        "  - {name: stuck, type: static, status: ok, sleep_seconds: 30}\n"
         "defaults:\n  run_timeout: 2s\n"
     )
     started = time.monotonic()
@@ -274,5 +324,12 @@ def test_an_abandoned_check_does_not_hold_the_exit(tmp_path, webhook_server):
     )
     assert time.monotonic() - started < 12
     assert process.returncode == 2
-    assert "HTTP: GET http" in process.stdout
-    assert "the run's time limit (defaults.run_timeout: 2s) was spent" in process.stdout
+    api, stuck = json.loads(process.stdout)["checks"]
+    assert api["message"] == (
+        f"GET {webhook_server.url}/health: no answer before the run's time limit "
+        "(defaults.run_timeout: 2s) was spent"
+    )
+    assert stuck["message"] == (
+        "the run's time limit (defaults.run_timeout: 2s) was spent; "
+        "it was not waiting on any service"
+    )

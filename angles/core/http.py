@@ -107,8 +107,9 @@ def request(
             response = client.request(method, url, timeout=allowed, **options)
         except httpx.TransportError as exc:
             message, default_hint, transient = network_failure(exc, allowed)
-            if allowed < timeout:
-                message += " (what was left of the run's time limit)"
+            if allowed < timeout and isinstance(exc, httpx.TimeoutException):
+                # cut by the run's budget: nothing is left for another try
+                message, transient = f"no answer before {budget.spent_text()}", False
             raise ServiceError(
                 service,
                 f"{operation}: {message}",

@@ -83,7 +83,7 @@ class Budget:
         if self.spent:
             raise ServiceError(
                 service,
-                f"{operation}: not tried: the run's time limit (defaults.run_timeout) was spent",
+                f"{operation}: not tried: {self.spent_text()}",
                 hint="raise defaults.run_timeout, or find what took the time in the log",
             )
 
@@ -91,6 +91,14 @@ class Budget:
         """``timeout`` cut to what is left (at least a moment, so a call can still fail
         with its own message)."""
         return max(0.05, min(timeout, self.remaining()))
+
+    def spent_text(self) -> str:
+        """How a message says this budget ran out: ``the run's time limit
+        (defaults.run_timeout: 15m) was spent``."""
+        from angles.core.durations import format_seconds
+
+        limit = f": {format_seconds(self.seconds)}" if self.seconds is not None else ""
+        return f"the run's time limit (defaults.run_timeout{limit}) was spent"
 
 
 #: A budget that never runs out, for calls made outside a run.

@@ -109,9 +109,25 @@ def test_a_spent_budget_sends_nothing(context, webhook_server):
     with pytest.raises(ServiceError) as caught:
         post(run, webhook_server.url)
     assert str(caught.value).startswith(
-        "Webhook: posting: not tried: the run's time limit (defaults.run_timeout) was spent"
+        "Webhook: posting: not tried: the run's time limit (defaults.run_timeout: 0s) was spent"
     )
     assert webhook_server.requests == []
+
+
+def test_a_request_in_flight_ends_with_the_budget(context, webhook_server):
+    webhook_server.fail(delay=10, times=10)
+    run = context()
+    run.budget = Budget(1)
+    started = time.monotonic()
+    with pytest.raises(ServiceError) as caught:
+        post(run, webhook_server.url, timeout=30)
+    assert time.monotonic() - started < 2
+    # nothing is left for another try: not retried, and the message says why it ended
+    assert len(webhook_server.requests) == 1
+    assert str(caught.value).startswith(
+        "Webhook: posting: no answer before the run's time limit (defaults.run_timeout: 1s) "
+        "was spent"
+    )
 
 
 def test_a_name_that_does_not_resolve_is_called_dns():

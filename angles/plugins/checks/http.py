@@ -99,16 +99,16 @@ class HttpCheck(Check):
         details: dict[str, Any] = {"url": url, "method": method}
         started = time.perf_counter()
         client = self.context.http_client("HTTP", timeout=self.timeout)
+        allowed = self.context.budget.bound(self.timeout)
         try:
             with self.context.activity.doing("HTTP", f"{method} {url}"):
                 response = client.request(
-                    method,
-                    url,
-                    headers=self.config.get("headers") or {},
-                    timeout=self.context.budget.bound(self.timeout),
+                    method, url, headers=self.config.get("headers") or {}, timeout=allowed
                 )
         except httpx.HTTPError as exc:
             message = network_failure(exc, self.timeout)[0]
+            if allowed < self.timeout and isinstance(exc, httpx.TimeoutException):
+                message = f"no answer before {self.context.budget.spent_text()}"
             return CheckResult.error(f"{method} {url}: {message}", **details)
         latency_ms = round((time.perf_counter() - started) * 1000)
         details.update(status_code=response.status_code, latency_ms=latency_ms)

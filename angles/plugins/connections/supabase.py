@@ -177,7 +177,7 @@ class SupabaseConnection(Database):
                 self._http = self.context.http_client(
                     self.service,
                     timeout=self.timeout,
-                    event_hooks={"response": [self._note_answer]},
+                    event_hooks={"request": [self._bound_timeout], "response": [self._note_answer]},
                 )
                 options = SyncClientOptions(
                     schema=self.schema,
@@ -240,6 +240,16 @@ class SupabaseConnection(Database):
             self.service, what, attempt, policy=self.retry_policy, failure=failure
         )
 
+    def _bound_timeout(self, request: httpx.Request) -> None:
+        """Cut this request's timeout to what is left of the run's budget: the runner can
+        give up on a thread but not stop its request, so the request must end in time."""
+        allowed = self.context.budget.bound(self.timeout)
+        self._answers.allowed = allowed
+        if allowed < self.timeout:
+            import httpx
+
+            request.extensions["timeout"] = httpx.Timeout(allowed).as_dict()
+
     def _note_answer(self, response: httpx.Response) -> None:
         """Remember the status and ``Retry-After`` of this thread's last answer: supabase-py
         raises errors without them."""
@@ -267,6 +277,13 @@ class SupabaseConnection(Database):
         host = urlsplit(self.url).netloc or self.url
         if isinstance(exc, httpx.TimeoutException):
             unknown = "" if read else "; it may or may not have been applied (retrying is safe)"
+            if getattr(self._answers, "allowed", self.timeout) < self.timeout:
+                return SupabaseError(  # cut by the run's budget: no time for another try
+                    f"{what}: no answer before {self.context.budget.spent_text()}{unknown}",
+                    hint="raise defaults.run_timeout, or find what took the time in the log",
+                    code="run_timeout",
+                    table=table,
+                )
             return SupabaseError(
                 f"{what}: no answer within {self.timeout:g}s{unknown}",
                 hint=f"is the project at {host} up? raise timeout_seconds of the connection "
@@ -525,7 +542,7 @@ class SupabaseConnection(Database):
         self, error: SupabaseError, table: str, where: Filter | None, what: str
     ) -> SupabaseError:
         """A HEAD error has no body: ask again with a GET to get PostgREST's explanation."""
-        if error.code in ("network", "timeout", "429") or error.code in RETRY_CODES:
+        if error.code in ("network", "timeout", "run_timeout", "429") or error.code in RETRY_CODES:
             return error
 
         def build() -> Any:
