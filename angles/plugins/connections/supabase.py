@@ -10,9 +10,11 @@ It speaks through supabase-py, imported on first use so that ``angles --help`` s
 * Counts are exact (``HEAD`` with ``Prefer: count=exact``), never capped at the server's
   1,000 rows.
 * Tables stream in primary-key order by keyset pagination (an ``or=`` condition for
-  composite keys), in pages no larger than Supabase's db-max-rows. The first page carries an
-  exact count; a stream that ends short of it, and short of a fresh count, raises instead
-  of letting a backup be silently truncated.
+  composite keys), in pages no larger than Supabase's db-max-rows. The read is checked
+  against an exact count: the one :meth:`~SupabaseConnection.count` just took of the same
+  rows (a backup counts first; on a large table each exact count is a full scan, so it is
+  taken once), else one carried by the first page. A stream that ends short of it, and
+  short of a fresh count, raises instead of letting a backup be silently truncated.
 * Tables are described from the OpenAPI root, which on Supabase only the service_role
   (``sb_secret_``) key may read. It describes one schema per request, the one
   ``Accept-Profile`` names.
@@ -234,6 +236,7 @@ class SupabaseConnection(Database):
 
         def attempt() -> Any:
             self._answers.last = (None, None)
+            self._answers.counted = None  # a count is reused only by the very next read
             return send()
 
         return self.context.call(
@@ -536,6 +539,7 @@ class SupabaseConnection(Database):
             raise self._explained(error, table, where, what) from error
         if response.count is None:
             raise SupabaseError(f"{what}: the answer carried no count", code="count", table=table)
+        self._answers.counted = (table, where, int(response.count))
         return int(response.count)
 
     def _explained(
@@ -566,7 +570,7 @@ class SupabaseConnection(Database):
         exact, columns = _exact_columns(schema)
         key_of = operator.itemgetter(*key)
         what = f"reading {table!r}"
-        total: int | None = None
+        total = self._count_just_taken(table, where)
         seen = 0
         last: tuple[Any, ...] | None = None
         while True:
@@ -717,6 +721,14 @@ class SupabaseConnection(Database):
                     code="incomplete",
                     table=table,
                 )
+
+    def _count_just_taken(self, table: str, where: Filter | None) -> int | None:
+        """The exact count this thread's last request took of these rows, used once: a
+        backup counts a table and then reads it, and each exact count is a full scan."""
+        counted, self._answers.counted = getattr(self._answers, "counted", None), None
+        if counted is not None and counted[:2] == (table, where):
+            return counted[2]
+        return None
 
     def select(
         self,

@@ -474,6 +474,31 @@ def test_backup_verify_and_restore_round_trip(vault, pipeline, angles_cli, postg
         assert postgrest.service_role_key not in text
 
 
+def test_a_backup_counts_the_table_once(vault, pipeline, angles_cli, postgrest):
+    vault(2500)
+    backup = angles_cli("backup", pipeline(), "--format", "json")
+    assert backup.json()["backups"][0]["record_count"] == 2500
+    counted = [
+        (r.method, r.params.get("offset"))
+        for r in postgrest.requests_to(r"/rest/v1/decision_vault$")
+        if "count=exact" in (r.header("prefer") or "")
+    ]
+    # on a large table each exact count is a full scan: one HEAD, and no page asks again
+    assert counted == [("HEAD", None)]
+    assert len(table_requests(postgrest)) == 3
+
+
+def test_a_read_after_a_count_of_other_rows_counts_again(vault, connect, postgrest):
+    vault(30)
+    connection = connect("    page_size: 7")
+    schema = connection.describe("decision_vault")
+    assert connection.count("decision_vault", parse_filter("notion_synced=is.false")) == 15
+    assert len(list(connection.stream("decision_vault", schema))) == 30
+    [first, *rest] = table_requests(postgrest)
+    assert first.header("prefer") == "count=exact"
+    assert not any(r.header("prefer") for r in rest)
+
+
 def test_a_new_column_with_a_default_the_api_hides_does_not_block_a_restore(
     vault, pipeline_file, environment, angles_cli
 ):
