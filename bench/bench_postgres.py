@@ -6,8 +6,8 @@ database, then times, in the same run:
 * ``psql``: ``copy (select row_to_json(t) from decision_vault t order by id) to stdout``
   into a file — PostgreSQL writing the same JSON with no client work at all;
 * ``angles backup``: the command line in a subprocess, through ``postgres`` to a local
-  sink (count, COPY stream, parse, canonical JSON, checksum, file), with its peak RSS
-  (``getrusage(RUSAGE_CHILDREN)``, read right after it exits).
+  sink (count, COPY stream, parse, canonical JSON, checksum, file), with its own peak RSS
+  (its ``VmHWM``, see ``common.run_measured``).
 
 Target: the backup within 2.5x of psql. Needs a local PostgreSQL (as the tests find it) or
 ``ANGLES_TEST_POSTGRES_URL``.
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ import time
 from pathlib import Path
 
 import psycopg
+from common import run_measured
 
 from angles.testing.postgres import create_database, drop_database, ensure_postgres
 
@@ -85,20 +85,12 @@ def time_backup(url: str, folder: Path) -> tuple[float, float, dict]:
     """Seconds, peak RSS (MB) and the JSON report of ``angles backup`` in a subprocess."""
     (folder / "angles.yaml").write_text(json.dumps(PIPELINE), encoding="utf-8")
     environment = {**os.environ, "DATABASE_URL": url}
-    started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "angles", "backup", "--format", "json", "angles.yaml"],
-        cwd=folder,
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=False,
+    done = run_measured(
+        ["-m", "angles", "backup", "--format", "json", "angles.yaml"], cwd=folder, env=environment
     )
-    seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     if done.returncode != 0:
         raise SystemExit(f"angles backup failed ({done.returncode}):\n{done.stdout}{done.stderr}")
-    return seconds, peak, json.loads(done.stdout)
+    return done.wall, done.rss_mb, json.loads(done.stdout)
 
 
 def main(argv: list[str]) -> int:
@@ -111,7 +103,6 @@ def main(argv: list[str]) -> int:
         print(f"{rows:,} rows created in {time.perf_counter() - started:.1f}s")
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
-            # The backup runs first so RUSAGE_CHILDREN holds its peak alone.
             backup_s, peak_mb, report = time_backup(url, folder)
             psql_s = time_psql(url, folder / "psql.json")
             [run] = report["backups"]

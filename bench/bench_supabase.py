@@ -3,8 +3,8 @@
 The table lives in a throw-away database of the local PostgreSQL, filled with
 ``INSERT … SELECT generate_series``; the PostgREST gateway of ``angles.testing`` serves it
 in this process (its CPU is not counted). Each case runs as ``angles`` in a child process;
-its peak RSS and its user + system CPU come from the child's own rusage (``os.wait4``, the
-per-child form of ``getrusage(RUSAGE_CHILDREN)``).
+its user + system CPU come from ``os.wait4``, its peak RSS from its own ``VmHWM`` (see
+``common.run_measured``: ``ru_maxrss`` would include what this process holds).
 
 * ``backup``: ``angles backup`` to a local sink; the gateway's request log gives the number
   of HTTP requests (target ≤ ceil(N/1000) + 5) and the child's peak RSS should stay under
@@ -23,13 +23,14 @@ import contextlib
 import json
 import math
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from common import run_measured
 
 PIPELINE = """\
 version: 1
@@ -77,21 +78,11 @@ print(rows)
 
 
 def run(command: list[str], env: dict[str, str], cwd: Path) -> tuple[str, dict[str, float]]:
-    """Run a child; return its stdout and its own peak RSS (MB), CPU and wall seconds."""
-    started = time.perf_counter()
-    with tempfile.TemporaryFile() as out:
-        child = subprocess.Popen(command, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(child.pid, 0)
-        child.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        text = out.read().decode()
-    if child.returncode not in (0, 1):
-        raise SystemExit(f"{command[2:4]} failed ({child.returncode}):\n{text}")
-    return text, {
-        "wall": time.perf_counter() - started,
-        "cpu": usage.ru_utime + usage.ru_stime,
-        "rss_mb": usage.ru_maxrss / 1024,
-    }
+    """Run ``python COMMAND``; return its stdout and its own peak RSS (MB), CPU and wall seconds."""
+    done = run_measured(command, env=env, cwd=cwd)
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"{command[:3]} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+    return done.stdout, {"wall": done.wall, "cpu": done.cpu, "rss_mb": done.rss_mb}
 
 
 def report(name: str, rows: int, figures: dict[str, float], note: str = "") -> None:
@@ -118,7 +109,7 @@ def main(rows: int) -> None:
             path = folder / "angles.yaml"
             path.write_text(PIPELINE % {"url": server.url}, encoding="utf-8")
             env = {**os.environ, "SUPABASE_KEY": server.service_role_key}
-            angles = [sys.executable, "-m", "angles"]
+            angles = ["-m", "angles"]
             print(f"{'case':<9} {'wall':>10} {'CPU':>10} {'CPU/row':>10} {'peak RSS':>10}")
 
             server.clear()
@@ -132,7 +123,7 @@ def main(rows: int) -> None:
 
             server.clear()
             output, baseline = run(
-                [sys.executable, "-c", BASELINE, server.url, server.service_role_key], env, folder
+                ["-c", BASELINE, server.url, server.service_role_key], env, folder
             )
             assert int(output.split()[-1]) == rows, output
             report("baseline", rows, baseline, f"{len(server.requests)} requests (raw httpx)")
