@@ -23,7 +23,7 @@ import contextlib
 import itertools
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
@@ -40,63 +40,69 @@ _RAW_LINES = "FORMAT csv, DELIMITER E'\\x1f', QUOTE E'\\x1e'"
 _BYTE_ORDER_COLLATIONS = frozenset({"C", "POSIX", "ucs_basic"})
 _URL_HINT = "check the connection's url (DATABASE_URL)"
 
-# Each column with its base type (a domain's underlying type), where its values are
+# Each catalog query reads the tables named in one array (%s::text[]) and gives each row
+# its table's name first: a backup of many tables asks once, not once a table.
+# Columns come with their base type (a domain's underlying type), where their values are
 # judged: kind of type (enum, composite...), category (A: array) and collation.
 _COLUMNS_SQL = """
-SELECT a.attname, format_type(a.atttypid, NULL), a.attnotnull,
+SELECT r.name, a.attname, format_type(a.atttypid, NULL), a.attnotnull,
        a.atthasdef, a.attidentity, a.attgenerated, b.typtype,
        CASE WHEN a.attcollation = 0 THEN NULL ELSE co.collname END,
        format_type(b.oid, NULL), b.typcategory, format_type(a.atttypid, a.atttypmod)
-FROM pg_attribute a
+FROM unnest(%s::text[]) AS r(name)
+JOIN pg_attribute a ON a.attrelid = to_regclass(r.name)
 JOIN pg_type t ON t.oid = a.atttypid
 JOIN pg_type b ON b.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
 LEFT JOIN pg_collation co ON co.oid = a.attcollation
-WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped
-ORDER BY a.attnum
+WHERE a.attnum > 0 AND NOT a.attisdropped
+ORDER BY r.name, a.attnum
 """
 
 _PRIMARY_KEY_SQL = """
-SELECT a.attname
-FROM pg_index i
+SELECT r.name, a.attname
+FROM unnest(%s::text[]) AS r(name)
+JOIN pg_index i ON i.indrelid = to_regclass(r.name) AND i.indisprimary
 CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, position)
 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-WHERE i.indrelid = to_regclass(%s) AND i.indisprimary
-ORDER BY k.position
+ORDER BY r.name, k.position
 """
 
 _FOREIGN_KEYS_SQL = """
-SELECT array(SELECT a.attname FROM unnest(c.conkey) WITH ORDINALITY AS k(attnum, position)
+SELECT r.name,
+       array(SELECT a.attname FROM unnest(c.conkey) WITH ORDINALITY AS k(attnum, position)
              JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum
              ORDER BY k.position),
        n.nspname, f.relname,
        array(SELECT a.attname FROM unnest(c.confkey) WITH ORDINALITY AS k(attnum, position)
              JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.attnum
              ORDER BY k.position)
-FROM pg_constraint c
+FROM unnest(%s::text[]) AS r(name)
+JOIN pg_constraint c ON c.conrelid = to_regclass(r.name)
 JOIN pg_class f ON f.oid = c.confrelid
 JOIN pg_namespace n ON n.oid = f.relnamespace
-WHERE c.conrelid = to_regclass(%s) AND c.contype = 'f' AND c.conparentid = 0
-ORDER BY c.conname
+WHERE c.contype = 'f' AND c.conparentid = 0
+ORDER BY r.name, c.conname
 """
 
 # The sequences a table's columns draw from: owned by a column (serial, identity), or
 # named by a column default's nextval().
 _SEQUENCES_SQL = """
-SELECT a.attname, s.oid::regclass::text
-FROM pg_depend d
+SELECT r.name, a.attname, s.oid::regclass::text
+FROM unnest(%s::text[]) AS r(name)
+JOIN pg_depend d ON d.refobjid = to_regclass(r.name)
 JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
 JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
-WHERE d.refobjid = to_regclass(%s) AND d.classid = 'pg_class'::regclass
+WHERE d.classid = 'pg_class'::regclass
   AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
 UNION
-SELECT a.attname, s.oid::regclass::text
-FROM pg_attrdef ad
+SELECT r.name, a.attname, s.oid::regclass::text
+FROM unnest(%s::text[]) AS r(name)
+JOIN pg_attrdef ad ON ad.adrelid = to_regclass(r.name)
 JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
 JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
   AND d.refclassid = 'pg_class'::regclass
 JOIN pg_class s ON s.oid = d.refobjid AND s.relkind = 'S'
-WHERE ad.adrelid = to_regclass(%s)
-ORDER BY 1
+ORDER BY 1, 2
 """
 
 _RELATIONS_SQL = """
@@ -109,6 +115,17 @@ WHERE c.relkind IN ('r', 'p', 'v', 'm') AND NOT c.relispartition
 ORDER BY 1, 2
 """
 _KINDS = {"r": "table", "p": "partitioned table", "v": "view", "m": "materialized view"}
+_BACKED_UP = frozenset({"table", "partitioned table"})  # the relations with rows of their own
+
+
+@dataclass
+class _Catalog:
+    """The catalog's rows about one table: columns, primary key, foreign keys, sequences."""
+
+    columns: list[tuple[Any, ...]] = field(default_factory=list)
+    key: list[str] = field(default_factory=list)
+    foreign_keys: list[tuple[Any, ...]] = field(default_factory=list)
+    sequences: list[tuple[str, str]] = field(default_factory=list)
 
 # Keys whose order in PostgreSQL is the order Python gives their JSON values.
 _NUMERIC_ORDER = frozenset({"smallint", "integer", "bigint", "boolean"})
@@ -168,6 +185,8 @@ class PostgresConnection(SqlDatabase):
         self.url: str = config["url"]
         self.schema_name: str = config.get("schema") or "public"
         self._tables: dict[str, _Table] = {}
+        #: The tables :meth:`list_tables` last named: described together in a snapshot.
+        self._listed: list[str] = []
 
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -290,6 +309,7 @@ class PostgresConnection(SqlDatabase):
                 yield consistent
         finally:
             self._local.snapshot = False
+            self._local.catalog = None  # what it read of the catalog ends with it
             if not connection.closed:
                 connection.isolation_level, connection.read_only = None, None
 
@@ -339,24 +359,26 @@ class PostgresConnection(SqlDatabase):
     def list_tables(self) -> dict[str, str]:
         """Tables, partitioned tables, views and materialized views of every schema the
         role can use (system schemas aside); partitions are left out."""
-        return {
+        relations = {
             self._name_of(schema, name): _KINDS[kind]
             for schema, name, kind in self.fetch(_RELATIONS_SQL)
         }
+        self._listed = [name for name, kind in relations.items() if kind in _BACKED_UP]
+        return relations
 
     # -- the catalog --------------------------------------------------------------------
 
     def read_schema(self, table: str) -> TableSchema:
         """Columns (type names without modifiers, as Supabase shows them), primary key, required."""
-        relation = self._relation_name(table)
-        columns = self.fetch(_COLUMNS_SQL, [relation], table)
+        catalog = self._catalog_of(table)
+        columns = catalog.columns
         if not columns:
             raise ServiceError(
                 self.service,
                 f"there is no table {table!r} in schema {self.schema_name!r}",
                 hint="check the `table:` of the check or backup, and `schema:` of the connection",
             )
-        key = tuple(row[0] for row in self.fetch(_PRIMARY_KEY_SQL, [relation], table))
+        key = tuple(catalog.key)
         types = {name: type_name for name, type_name, *_ in columns}
         required = frozenset(
             name
@@ -366,11 +388,9 @@ class PostgresConnection(SqlDatabase):
         info = {row[0]: row for row in columns}
         foreign_keys = tuple(
             ForeignKey(tuple(cols), self._name_of(schema_name, name), tuple(referenced))
-            for cols, schema_name, name, referenced in self.fetch(
-                _FOREIGN_KEYS_SQL, [relation], table
-            )
+            for cols, schema_name, name, referenced in catalog.foreign_keys
         )
-        sequences = dict(self.fetch(_SEQUENCES_SQL, [relation, relation], table))
+        sequences = dict(catalog.sequences)
         text_columns = frozenset(
             name
             for name, row in info.items()
@@ -412,6 +432,37 @@ class PostgresConnection(SqlDatabase):
             types={name: row[10] for name, row in info.items()},
         )
         return schema
+
+    def _catalog_of(self, table: str) -> _Catalog:
+        """The catalog's rows about ``table``. Inside a snapshot, describing one of the
+        tables :meth:`list_tables` named reads them all at once (four queries, not four a
+        table), kept for the rest of the snapshot; each is used once."""
+        pending: dict[str, _Catalog] | None = getattr(self._local, "catalog", None)
+        if pending is not None and table in pending:
+            return pending.pop(table)
+        if getattr(self._local, "snapshot", False) and table in self._listed:
+            self._local.catalog = pending = self._read_catalog(self._listed, table)
+            return pending.pop(table, _Catalog())
+        return self._read_catalog([table], table).get(table, _Catalog())
+
+    def _read_catalog(self, tables: Sequence[str], subject: str) -> dict[str, _Catalog]:
+        """Columns, keys, foreign keys and sequences of ``tables``, one query for each."""
+        names = {self._relation_name(table): table for table in tables}
+        relations = [list(names)]
+        found: dict[str, _Catalog] = {}
+
+        def of(relation: str) -> _Catalog:
+            return found.setdefault(names[relation], _Catalog())
+
+        for relation, *column in self.fetch(_COLUMNS_SQL, relations, subject):
+            of(relation).columns.append(tuple(column))
+        for relation, column in self.fetch(_PRIMARY_KEY_SQL, relations, subject):
+            of(relation).key.append(column)
+        for relation, *key in self.fetch(_FOREIGN_KEYS_SQL, relations, subject):
+            of(relation).foreign_keys.append(tuple(key))
+        for relation, column, sequence in self.fetch(_SEQUENCES_SQL, relations * 2, subject):
+            of(relation).sequences.append((column, sequence))
+        return found
 
     def _table(self, table: str) -> _Table:
         if table not in self._tables:

@@ -612,3 +612,34 @@ def test_a_backup_through_postgres_equals_one_through_supabase(
     rest, rest_meta = data("rest")
     assert direct == rest
     assert direct_meta["checksum"] == rest_meta["checksum"]
+
+
+def test_tables_of_a_snapshot_are_described_with_four_queries_in_all(postgres_db, connect):
+    for n in range(6):
+        parent = f", parent bigint REFERENCES t{n - 1}" if n else ""
+        postgres_db.execute(
+            f'CREATE TABLE t{n} (id bigserial PRIMARY KEY, "Name" text NOT NULL{parent})'
+        )
+    postgres_db.execute("CREATE TABLE pairs (a text, b int, PRIMARY KEY (b, a))")
+    alone = {t: connect(postgres_db.url).describe(t) for t in ("t0", "t3", "pairs")}
+    connection = connect(postgres_db.url)
+    tables = [n for n, kind in connection.list_tables().items() if kind == "table"]
+    queries: list[str] = []
+    fetch = connection.fetch
+
+    def counted(sql, params=(), table=None):  # counts, and asks the real database
+        queries.append(sql)
+        return fetch(sql, params, table)
+
+    connection.fetch = counted
+    with connection.snapshot():
+        together = {t: connection.describe(t) for t in tables}
+    assert len(queries) == 4  # columns, keys, foreign keys, sequences: for all 7 tables
+    assert {t: together[t] for t in alone} == alone
+    assert together["t3"].foreign_keys[0].table == "t2"
+    assert together["t3"].sequences == {"id": "t3_id_seq"}
+    assert together["pairs"].primary_key == ("b", "a")
+    # outside a snapshot, a table is described on its own, afresh
+    queries.clear()
+    connection.describe("t1")
+    assert len(queries) == 4
