@@ -33,6 +33,7 @@ from angles.backup.diff import (
 from angles.backup.encryption import open_backup, open_backup_file
 from angles.backup.engine import backup_name, database_for, export_table, store_files
 from angles.backup.format import BackupFile, BackupName
+from angles.backup.rowcheck import RowChecker
 from angles.backup.tables import TableSelection
 from angles.core.connection import Database, Row, TableSchema
 from angles.core.context import Context
@@ -414,6 +415,36 @@ def _diff(
         )
     # Rows of a table without a primary key are never updated, so none is newer.
     plan.updated_at = updated_at_column(plan.compared_columns) if schema.primary_key else None
+    # The file's own problems are found here, on the one read of the dry run, so a live
+    # restore is refused before its pre-restore backup is stored.
+    checker = RowChecker(source.name, tuple(schema.primary_key), backup.columns)
+    try:
+        _count(plan, database, schema, backup, checker.check(rows), sample, progress)
+    except RestoreRefused as exc:
+        if checker.count:
+            raise _file_refusal(plan, checker) from exc
+        raise
+    if checker.count:
+        raise _file_refusal(plan, checker)
+
+
+def _file_refusal(plan: RestorePlan, checker: RowChecker) -> RestoreRefused:
+    return RestoreRefused(
+        f"backup {plan.backup} cannot be restored into {plan.table!r}: {checker.summary()}",
+        hint="`angles backups verify` lists the problems of every stored backup; "
+        "nothing was written",
+    )
+
+
+def _count(
+    plan: RestorePlan,
+    database: Database,
+    schema: TableSchema,
+    backup: BackupFile,
+    rows: Iterator[Row],
+    sample: bool,
+    progress: ProgressFactory,
+) -> None:
     with progress(f"Comparing {plan.table}", backup.record_count) as advance:
         for change in counted(_changes(plan, database, schema, backup, rows), advance):
             kind = change.kind.value
