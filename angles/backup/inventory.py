@@ -9,6 +9,7 @@ from typing import Any
 
 from angles.backup.encryption import encrypted_name, open_backup
 from angles.backup.format import BackupFile, BackupName, format_stamp, metadata_from_head
+from angles.backup.rowcheck import RowChecker
 from angles.core.context import Context
 from angles.core.errors import AnglesError, BackupError, ServiceError
 from angles.core.results import Status
@@ -135,11 +136,21 @@ def _verify(sink: Sink, name: str) -> Verification:
     try:
         with open_backup(sink, name) as stream:
             backup = BackupFile(stream, name)
-            count = backup.verify()
+            # The checks a restore applies, so a file that verifies is one that restores.
+            checker = RowChecker(name, backup.primary_key or (), backup.columns)
+            count = sum(1 for _ in checker.check(backup.rows()))
     except (BackupError, ServiceError) as exc:
         # One unreadable backup is a failed verification, not the end of the run.
         return Verification(sink.name, name, Status.ERROR, str(exc))
     seconds = time.perf_counter() - started
+    if checker.count:
+        return Verification(
+            sink.name,
+            name,
+            Status.ERROR,
+            f"{count} rows read, but a restore would refuse the file: {checker.summary()}",
+            count,
+        )
     if backup.verified:
         return Verification(
             sink.name, name, Status.OK, f"{count} rows match the checksum ({seconds:.2f}s)", count

@@ -33,6 +33,7 @@ from angles.backup.diff import (
 from angles.backup.encryption import open_backup, open_backup_file
 from angles.backup.engine import backup_name, database_for, export_table, store_files
 from angles.backup.format import BackupFile, BackupName, ChecksumMismatch
+from angles.backup.rowcheck import RowChecker
 from angles.backup.tables import TableSelection
 from angles.core.connection import Database, Row, StagedBackup, TableSchema
 from angles.core.context import Context
@@ -414,16 +415,18 @@ def _diff(
     progress: ProgressFactory = no_progress,
 ) -> None:
     """Compare columns, then count (and sample) every key's verdict."""
-    rows = backup.rows()
-    first = next(rows, None) if backup.columns is None else None
+    # Rows are read only once it is known that the database cannot diff the lines itself.
+    rows: Iterator[Row] | None = None
     if backup.columns is not None:
         backup_columns = list(backup.columns)
     elif not backup.streaming:
         backup_columns = backup.parsed_columns() or []
     else:
+        rows = backup.rows()
+        first = next(rows, None)
         backup_columns = list(first or {})
-    if first is not None:
-        rows = _chain(first, rows)
+        if first is not None:
+            rows = _chain(first, rows)
     live = list(schema.columns)
     plan.missing_in_table = [c for c in backup_columns if c not in schema.columns]
     plan.new_in_table = [c for c in live if c not in backup_columns]
@@ -436,12 +439,53 @@ def _diff(
         )
     # Rows of a table without a primary key are never updated, so none is newer.
     plan.updated_at = updated_at_column(plan.compared_columns) if schema.primary_key else None
-    if (
-        backup.columns is not None
-        and backup.streaming
-        and _staged_diff(plan, database, schema, backup, sample=sample, progress=progress)
-    ):
-        return
+    if backup.columns is not None and backup.streaming:
+        try:
+            if _staged_diff(plan, database, schema, backup, sample=sample, progress=progress):
+                return
+        except ChecksumMismatch:
+            # Rows spelled other than canonically: their lines were read, read the rows.
+            backup = _guarded(source.open)
+        except BackupError as exc:
+            # The database refused the file: name the row, as verify does, where one can.
+            checker = RowChecker(source.name, tuple(schema.primary_key), backup.columns)
+            for _ in checker.check(_guarded(source.open).rows()):
+                pass
+            if checker.count:
+                raise _file_refusal(plan, checker) from exc
+            raise RestoreRefused(f"backup {plan.backup}: {exc.message}", hint=exc.hint) from exc
+    # The file's own problems are found here, on the one read of the dry run, so a live
+    # restore is refused before its pre-restore backup is stored.
+    if rows is None:
+        rows = backup.rows()
+    checker = RowChecker(source.name, tuple(schema.primary_key), backup.columns)
+    try:
+        _count(plan, database, schema, backup, checker.check(rows), sample, progress)
+    except RestoreRefused as exc:
+        if checker.count:
+            raise _file_refusal(plan, checker) from exc
+        raise
+    if checker.count:
+        raise _file_refusal(plan, checker)
+
+
+def _file_refusal(plan: RestorePlan, checker: RowChecker) -> RestoreRefused:
+    return RestoreRefused(
+        f"backup {plan.backup} cannot be restored into {plan.table!r}: {checker.summary()}",
+        hint="`angles backups verify` lists the problems of every stored backup; "
+        "nothing was written",
+    )
+
+
+def _count(
+    plan: RestorePlan,
+    database: Database,
+    schema: TableSchema,
+    backup: BackupFile,
+    rows: Iterator[Row],
+    sample: bool,
+    progress: ProgressFactory,
+) -> None:
     with progress(f"Comparing {plan.table}", backup.record_count) as advance:
         for change in counted(_changes(plan, database, schema, backup, rows), advance):
             kind = change.kind.value
@@ -466,25 +510,21 @@ def _staged_diff(
 ) -> bool:
     """Diff inside the database (:meth:`Database.stage`) where it can; whether it did.
 
-    A file whose bytes fail the checksum is read again row by row: a row spelled other
-    than canonically still verifies there (or is refused there).
+    Raises :class:`ChecksumMismatch` for a file whose bytes fail the checksum (read row
+    by row, a row spelled other than canonically still verifies) and :class:`BackupError`
+    for a file the database refuses.
     """
     assert backup.columns is not None
-    try:
-        with progress(f"Loading {plan.table}", backup.record_count) as advance:
-            staged = database.stage(
-                plan.table,
-                schema,
-                counted(backup.lines(), advance),
-                columns=plan.compared_columns,
-                updated_at=plan.updated_at,
-                backup_time=plan.backup_time,
-                declared=list(backup.columns),
-            )
-    except ChecksumMismatch:
-        return False
-    except BackupError as exc:
-        raise RestoreRefused(f"backup {plan.backup}: {exc.message}", hint=exc.hint) from exc
+    with progress(f"Loading {plan.table}", backup.record_count) as advance:
+        staged = database.stage(
+            plan.table,
+            schema,
+            counted(backup.lines(), advance),
+            columns=plan.compared_columns,
+            updated_at=plan.updated_at,
+            backup_time=plan.backup_time,
+            declared=list(backup.columns),
+        )
     if staged is None:
         return False
     plan._staged = staged

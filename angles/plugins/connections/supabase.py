@@ -346,7 +346,12 @@ class SupabaseConnection(Database):
                 table=table,
             )
         advice = {
-            "42703": "check the column names of the filter (`unsynced:`) against the table",
+            # A write names the backup's columns; only a read can carry a pipeline filter.
+            "42703": "check the column names of the pipeline's filters (`unsynced:`, `synced:`) "
+            "against the table, and that the table was not altered meanwhile"
+            if read
+            else "the table lacks a column the restore writes: compare the dry run's columns "
+            "with the table (restore.auto_migrate: true restores the common ones)",
             "57014": "the query hit the statement timeout: add an index for the filter, or "
             "raise statement_timeout for the API role",
             "42501": "the key's role may not read or write this table: use the service_role key",
@@ -601,7 +606,7 @@ class SupabaseConnection(Database):
             keys = [key_of(row) for row in rows]
             if len(key) == 1:
                 keys = [(value,) for value in keys]
-            _check_order(table, key, keys if last is None else [last, *keys])
+            _check_order(table, key, keys if last is None else [last, *keys], schema.columns)
             yield from rows
             seen += len(rows)
             last = keys[-1]
@@ -966,8 +971,14 @@ def _hashable(value: Any) -> Any:
     return repr(value) if isinstance(value, dict | list) else value
 
 
-def _check_order(table: str, key: tuple[str, ...], keys: list[tuple[Any, ...]]) -> None:
-    """Raise unless ``keys`` strictly ascend in the order restores merge rows in."""
+def _check_order(
+    table: str,
+    key: tuple[str, ...],
+    keys: list[tuple[Any, ...]],
+    types: Mapping[str, str] | None = None,
+) -> None:
+    """Raise unless ``keys`` strictly ascend in the order restores merge rows in
+    (``types``: the table's column types, to say why they do not)."""
     compared: list[Any] = keys
     try:
         if all(map(operator.lt, compared, compared[1:])):
@@ -983,11 +994,32 @@ def _check_order(table: str, key: tuple[str, ...], keys: list[tuple[Any, ...]]) 
     shown = at[0] if len(at) == 1 else at
     raise SupabaseError(
         f"reading {table!r}: rows came back out of primary-key order at {shown!r}",
-        hint="angles needs text keys sorted by code point: use the C.UTF-8 collation (Supabase's "
-        'default) or COLLATE "C" on the key columns',
+        hint=_order_hint(key, types or {}),
         code="order",
         table=table,
     )
+
+
+def _order_hint(key: tuple[str, ...], types: Mapping[str, str]) -> str:
+    """Collation is to blame only for text keys; other keys (dates BC, float infinities
+    or NaN) come through the Data API as JSON values that do not order as PostgreSQL's."""
+    other = [c for c in key if not _is_text_type(types.get(c, "text"))]
+    if not other:
+        return (
+            "angles needs text keys sorted by code point: use the C.UTF-8 collation (Supabase's "
+            'default) or COLLATE "C" on the key columns'
+        )
+    shown = ", ".join(f"{c} ({types[c]})" for c in other)
+    return (
+        f"the key column(s) {shown} hold values whose JSON form does not order as PostgreSQL "
+        "orders them (such as dates BC, infinities or NaN): use a postgres connection to the "
+        "same database for this table"
+    )
+
+
+def _is_text_type(declared: str) -> bool:
+    kind = declared.lower().split("(")[0].strip()
+    return kind in ("text", "character varying", "varchar", "character", "char", "citext", "name")
 
 
 def _api_error(response: Any) -> Exception:

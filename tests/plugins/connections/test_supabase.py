@@ -248,6 +248,20 @@ def test_a_key_sorted_by_another_collation_is_refused(postgres_db, connect):
         list(connection.stream("words", connection.describe("words")))
 
 
+def test_a_date_key_out_of_order_is_not_blamed_on_collation(postgres_db, connect):
+    # Dates BC come through the Data API as text that sorts the other way round.
+    postgres_db.execute(
+        "CREATE TABLE eras (d date PRIMARY KEY);"
+        "INSERT INTO eras VALUES ('0100-01-01 BC'), ('0044-03-15 BC'), ('2026-11-26')"
+    )
+    connection = connect()
+    with pytest.raises(ServiceError) as info:
+        list(connection.stream("eras", connection.describe("eras")))
+    assert "out of primary-key order" in info.value.message
+    assert "d (date)" in str(info.value.hint) and "postgres connection" in str(info.value.hint)
+    assert "collation" not in str(info.value.hint)
+
+
 def test_stream_applies_a_filter(vault, connect):
     vault(50)
     connection = connect("    page_size: 7")
