@@ -93,6 +93,10 @@ class RestorePlan:
     sorted_in_memory: bool = False
     #: The last value of each sequence the backup recorded (files from 1.2.0 on).
     recorded_sequences: dict[str, int | None] = field(default_factory=dict)
+    #: Columns the connection cannot write (column → ``generated`` or ``identity always``).
+    unwritable: dict[str, str] = field(default_factory=dict)
+    #: What the connection cannot make exact, with the fix; shown before anything is written.
+    warnings: list[str] = field(default_factory=list)
     #: The table as it was described when planned.
     schema: TableSchema | None = field(default=None, repr=False)
     _source: _Source | None = field(default=None, repr=False)
@@ -115,6 +119,15 @@ class RestorePlan:
             return (
                 f"the backup's columns differ from the table's ({self.describe_columns()}); "
                 "set restore.auto_migrate: true to restore the common columns"
+            )
+        always = [c for c, why in self.unwritable.items() if why == "identity always"]
+        if always and self.to_write:
+            return (
+                f"{', '.join(always)} of {self.table!r} "
+                f"{'is an identity column' if len(always) == 1 else 'are identity columns'} "
+                f"GENERATED ALWAYS, whose values the {self.connection!r} connection cannot "
+                "write; restore through a postgres connection to the same database "
+                "(type: postgres, url: the project's database URL)"
             )
         if self.required_missing and self.counts[Kind.INSERT]:
             return (
@@ -149,6 +162,8 @@ class RestorePlan:
             "auto_migrate": self.auto_migrate,
             "overwrite_newer": self.overwrite_newer,
             "updated_at_column": self.updated_at,
+            "unwritable_columns": self.unwritable,
+            "warnings": self.warnings,
         }
         if self.applied is not None:
             data["applied"] = self.applied
@@ -213,6 +228,10 @@ def prepare_restore(context: Context, request: RestoreRequest) -> RestorePlan:
             _source=source,
         )
         _diff(plan, database, schema, backup, source, sample=True, progress=context.progress)
+        # Asked on the dry run too, so what a live restore cannot do is said before it runs.
+        if plan.compared_columns:
+            plan.unwritable = database.unwritable_columns(table, schema, plan.compared_columns)
+        plan.warnings = database.restore_warnings(table, schema)
     except BaseException:
         source.close()
         raise
@@ -290,7 +309,7 @@ def _write_batches(
     schema = plan.schema or database.describe(plan.table)
     batch_size = int(context.pipeline.restore.get("batch_size") or DEFAULT_BATCH_SIZE)
     batch: list[Row] = []
-    write = set(plan.compared_columns) - set(schema.generated)
+    write = set(plan.compared_columns) - set(schema.generated) - set(plan.unwritable)
 
     def flush() -> None:
         if batch:

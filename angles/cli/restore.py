@@ -177,6 +177,14 @@ def _print_plan(plan: RestorePlan, *, err: bool = False) -> None:
             "restoring the common columns" if plan.auto_migrate else "a live restore is refused"
         )
         say(f"  columns differ ({plan.describe_columns()}): {action}", fg="yellow")
+    generated = [c for c, why in plan.unwritable.items() if why == "generated"]
+    if generated:
+        say(f"  generated columns, never written: {', '.join(generated)}")
+    for warning in plan.warnings:
+        say(f"  warning: {warning}", fg="yellow")
+    reason = plan.refusal()
+    if reason and plan.applied is None and not plan.schema_differs:
+        say(f"  a live restore is refused: {reason}", fg="yellow")
     if not plan.to_write:
         say("Nothing to write: the table holds every row of the backup, as it is or newer.")
     elif plan.applied is not None:

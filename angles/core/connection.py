@@ -251,6 +251,23 @@ class Database(Connection):
         the value it now has; a backend without sequences returns ``{}``."""
         return {}
 
+    def unwritable_columns(
+        self, table: str, schema: TableSchema, columns: Sequence[str]
+    ) -> dict[str, str]:
+        """Which of ``columns`` a restore cannot write, column → why: ``generated`` (left
+        out of every write) or ``identity always`` (values the backend cannot write: the
+        restore is refused before anything is written). Asked before a restore writes,
+        dry run included; it must change nothing.
+
+        The default names the generated columns :meth:`describe` found.
+        """
+        return {c: "generated" for c in columns if c in schema.generated}
+
+    def restore_warnings(self, table: str, schema: TableSchema) -> list[str]:
+        """What a restore through this connection cannot make exact (triggers that fire,
+        sequences left alone), each with its fix; shown before anything is written."""
+        return []
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         """One transaction around several :meth:`upsert` calls (a live restore): all of

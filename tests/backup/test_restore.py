@@ -97,6 +97,8 @@ def test_dry_run_plan(backed_up):
         "auto_migrate": False,
         "overwrite_newer": False,
         "updated_at_column": "updated_at",
+        "unwritable_columns": {},
+        "warnings": [],
     }
     assert live_rows(context) == before
 

@@ -127,6 +127,7 @@ class _Catalog:
     foreign_keys: list[tuple[Any, ...]] = field(default_factory=list)
     sequences: list[tuple[str, str]] = field(default_factory=list)
 
+
 # Keys whose order in PostgreSQL is the order Python gives their JSON values.
 _NUMERIC_ORDER = frozenset({"smallint", "integer", "bigint", "boolean"})
 

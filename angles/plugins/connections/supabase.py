@@ -793,6 +793,49 @@ class SupabaseConnection(Database):
             written += self._write(table, key, batch)
         return written
 
+    def unwritable_columns(
+        self, table: str, schema: TableSchema, columns: Sequence[str]
+    ) -> dict[str, str]:
+        """Generated and ``identity always`` columns among ``columns``.
+
+        The OpenAPI description cannot tell them (PostgREST shows neither a default nor a
+        flag for either), so ask PostgreSQL: a PATCH whose filter matches no row (a null
+        primary key) with the columns in its body. PostgreSQL's rewriter refuses a
+        generated or identity-always column in SET before looking at any row (428C9),
+        naming it; nothing is written. One request per such column, plus one.
+        """
+        key = schema.primary_key
+        found: dict[str, str] = {}
+        remaining = [c for c in columns if c in schema.columns]
+        what = f"checking which columns of {table!r} the Data API can write"
+        while key and remaining:
+            body = dict.fromkeys(remaining)
+
+            def build(body: dict[str, None] = body) -> Any:
+                return self._table(table).update(body, returning="minimal").is_(key[0], "null")
+
+            try:
+                self._run(lambda: build().execute(), what, table, read=False)
+            except SupabaseError as exc:
+                refused = _REFUSED_COLUMN.search(exc.message) if exc.code == "428C9" else None
+                if refused is None or refused[1] not in remaining:
+                    raise
+                column = refused[1]
+                found[column] = "identity always" if "identity" in exc.message else "generated"
+                remaining.remove(column)
+                continue
+            break
+        return found
+
+    def restore_warnings(self, table: str, schema: TableSchema) -> list[str]:
+        """The Data API cannot pause triggers nor set sequences: say so, with the fix."""
+        return [
+            f"through the Data API, triggers on {table!r} fire on the restored rows (one that "
+            "stamps updated_at changes them) and its sequences are not advanced; for an exact "
+            "restore, use a postgres connection to the same database (type: postgres, url: "
+            "the project's database URL)"
+        ]
+
     def _write(self, table: str, key: tuple[str, ...], batch: list[Row]) -> int:
         groups: dict[tuple[str, ...], list[Row]] = {}
         for row in batch:
@@ -957,6 +1000,10 @@ def _logic_value(value: Any) -> str:
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return _plain_value(value)
+
+
+# PostgreSQL's 428C9 message, as PostgREST passes it on.
+_REFUSED_COLUMN = re.compile(r'column "(.+?)" can only be updated to DEFAULT')
 
 
 def _logic_name(column: str) -> str:

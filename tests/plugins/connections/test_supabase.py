@@ -758,3 +758,71 @@ def test_rows_without_a_key_are_inserted_plainly(postgres_db, connect, postgrest
     (post,) = table_requests_of(postgrest, "tally", "POST")
     assert "on_conflict" not in post.params
     assert "resolution" not in post.header("prefer")
+
+
+# -- columns the Data API cannot write ------------------------------------------------------
+
+COMPUTED = """\
+version: 1
+connections:
+  supabase: {type: supabase, url: "${SUPABASE_URL}", key: "${SUPABASE_KEY}", retries: 0}
+sinks:
+  local: {type: local, path: backups}
+backups:
+  - {name: %(table)s, connection: supabase, table: %(table)s, sinks: [local]}
+"""
+
+
+def test_a_generated_column_is_never_written_and_the_rest_is_restored(
+    postgres_db, pipeline_file, environment, angles_cli, tmp_path
+):
+    postgres_db.execute(
+        "CREATE TABLE notes (id bigint PRIMARY KEY, body text NOT NULL,"
+        " search tsvector GENERATED ALWAYS AS (to_tsvector('simple', body)) STORED)"
+    )
+    postgres_db.execute(
+        "INSERT INTO notes (id, body) SELECT g, 'note ' || g FROM generate_series(1, 30) g"
+    )
+    path = pipeline_file(COMPUTED % {"table": "notes"})
+    assert angles_cli("backup", path).exit_code == 0
+    original = postgres_db.data_dump()
+    postgres_db.execute("DELETE FROM notes WHERE id > 20")
+    postgres_db.execute("UPDATE notes SET body = 'changed' WHERE id = 1")
+
+    dry = angles_cli("restore", path, "--table", "notes")
+    assert dry.exit_code == 0, dry.output
+    assert "generated columns, never written: search" in dry.output
+    assert "triggers on 'notes' fire" in dry.output  # said before anything is written
+
+    live = angles_cli("restore", path, "--table", "notes", "--live", "--yes", "--format", "json")
+    assert live.exit_code == 0, live.output
+    report = live.json()
+    assert report["unwritable_columns"] == {"search": "generated"}
+    assert report["applied"]["insert"] == 10 and report["applied"]["update"] == 1
+    assert postgres_db.data_dump() == original
+
+
+def test_an_identity_always_column_is_refused_before_anything_is_written(
+    postgres_db, pipeline_file, environment, angles_cli, tmp_path
+):
+    postgres_db.execute(
+        "CREATE TABLE tickets (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, title text)"
+    )
+    postgres_db.execute("INSERT INTO tickets (title) SELECT 't' || g FROM generate_series(1, 8) g")
+    path = pipeline_file(COMPUTED % {"table": "tickets"})
+    assert angles_cli("backup", path).exit_code == 0
+    postgres_db.execute("DELETE FROM tickets WHERE id > 5")
+    before = postgres_db.data_dump()
+    stored = sorted(p.name for p in (tmp_path / "backups").iterdir())
+
+    dry = angles_cli("restore", path, "--table", "tickets")
+    assert dry.exit_code == 1, dry.output  # a warning: the live restore would be refused
+    assert "a live restore is refused" in dry.output and "GENERATED ALWAYS" in dry.output
+    assert "type: postgres" in dry.output  # the fix
+
+    live = angles_cli("restore", path, "--table", "tickets", "--live", "--yes")
+    assert live.exit_code == 2, live.output
+    assert "id of 'tickets' is an identity column GENERATED ALWAYS" in live.output
+    assert postgres_db.data_dump() == before
+    # Refused before its pre-restore backup was stored.
+    assert sorted(p.name for p in (tmp_path / "backups").iterdir()) == stored
