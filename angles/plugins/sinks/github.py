@@ -752,8 +752,12 @@ class _Pacer:
             if write:
                 for limit, window in self.content_limits:
                     recent = [t for t in self._writes if t > now - window]
-                    if len(recent) >= limit and recent[-limit] + window - now > wait:
-                        wait = recent[-limit] + window - now
+                    if len(recent) < limit:
+                        continue
+                    # a second a minute to spare: GitHub counts when requests arrive
+                    until = recent[-limit] + window * (1 + 1 / 60) - now
+                    if until > wait:
+                        wait = until
                         reason = (
                             f"GitHub allows {limit} content-creating requests per {_window(window)}"
                         )
@@ -765,8 +769,9 @@ class _Pacer:
                 if total + cost <= points:
                     break
                 total -= p
-                if t + window - now > wait:
-                    wait, reason = t + window - now, f"GitHub allows {points} points per minute"
+                until = t + window * (1 + 1 / 60) - now
+                if until > wait:
+                    wait, reason = until, f"GitHub allows {points} points a minute per endpoint"
         return wait, reason
 
     def record(self, endpoint: str, write: bool) -> None:
