@@ -439,7 +439,11 @@ class GitHubServer(ServiceServer):
     :meth:`list_files`, :meth:`list_commits`, :meth:`branch_head`, :meth:`move_branch`,
     :meth:`request_counts`, :meth:`count_requests`, :meth:`set_rate_limit`,
     :meth:`exhaust_rate_limit`, :meth:`trigger_secondary_rate_limit`,
-    :meth:`fail_after_applying` and :meth:`reset`, plus :meth:`fail` from the base class.
+    :meth:`fail_after_applying`, :meth:`git_objects` and :meth:`object_sizes` (what a run
+    added to the repository), :attr:`rate_limited` (the requests refused by a rate limit)
+    and :meth:`reset`, plus :meth:`fail` from the base class. Setting
+    :attr:`content_writes_per_minute` and :attr:`content_writes_per_hour` enforces GitHub's
+    documented secondary limits on writes (80 and 500).
     """
 
     name = "github"

@@ -348,21 +348,23 @@ class GitHubSink(Sink):
             return
         write = endpoint in _WRITES
         wait, reason = self._pacer.delay(endpoint, write)
-        if self._client is not None:
-            # "If x-ratelimit-remaining is 0, do not make another request until
-            # x-ratelimit-reset" (GitHub's best practices)
-            remaining, limit = self._client.requester.rate_limiting
-            reset = self._client.requester.rate_limiting_resettime
+        # "If x-ratelimit-remaining is 0, do not make another request until
+        # x-ratelimit-reset" (GitHub's best practices); the last answer's headers, as
+        # PyGithub's requester kept them (no request of its own)
+        requester = getattr(self._client, "requester", None)
+        if requester is not None:
+            remaining, limit = requester.rate_limiting
+            reset = requester.rate_limiting_resettime
             if limit > 0 and remaining == 0 and reset + 1 - time.time() > wait:
                 wait = reset + 1 - time.time()
                 reason = f"the API rate limit is used up until {_utc(reset)} UTC"
         if wait > 0:
             left = self.context.budget.remaining()
             if wait > self.max_wait or wait >= left:
-                limit = "`max_rate_limit_wait:`" if wait > self.max_wait else "the run's time limit"
+                bound = "`max_rate_limit_wait:`" if wait > self.max_wait else "the run's time limit"
                 raise ServiceError(
                     SERVICE,
-                    f"{action}: not sent: {reason}, and waiting {wait:.0f} s would pass {limit}",
+                    f"{action}: not sent: {reason}, and waiting {wait:.0f} s would pass {bound}",
                     hint="run again later, or raise `max_rate_limit_wait:` of the sink",
                 )
             time.sleep(wait)
