@@ -202,6 +202,7 @@ def growth_days(server, folder: Path, rows: int) -> None:
     for day, how in enumerate(("unchanged", "usual", "few", "worst"), 2):
         text = change(folder, rows, how, seed=day)
         time.sleep(1.1)  # a new second: a new file name
+        server.forget_writes()  # a day later: the hour's writes are far behind
         before = server.git_objects(REPO)
         server.clear()
         result = run_case("backup", folder)
@@ -253,6 +254,7 @@ def main(sizes: tuple[int, ...], pacing_rows: int) -> None:
                         config = pipeline(server.url, server.token)
                         (folder / "angles.yaml").write_text(json.dumps(config), encoding="utf-8")
                     server.clear()
+                    server.forget_writes()
                     result = run_case(name, folder)
                     assert server.rate_limited == [], server.rate_limited
                     counts = server.request_counts()
@@ -268,6 +270,7 @@ def main(sizes: tuple[int, ...], pacing_rows: int) -> None:
                 server.create_repo("acme", "backups")
                 config = pipeline(server.url, server.token)
                 (folder / "angles.yaml").write_text(json.dumps(config), encoding="utf-8")
+                server.forget_writes()
                 run_case("backup", folder)
                 growth_days(server, folder, rows)
 

@@ -122,7 +122,7 @@ def store_files(
                     plain = name.removesuffix(AGE_SUFFIX)
                     # a writer that compresses .gz files itself gets the JSON (and cuts it
                     # into parts first); what is encrypted is compressed here, as a whole
-                    itself = plain == name and getattr(transaction, "compresses", False)
+                    itself = plain == name and getattr(transaction, "gzips_itself", False) is True
                     chunks = writer.chunks(compress=plain.endswith(".gz") and not itself)
                     if plain != name:
                         if encryption is None:

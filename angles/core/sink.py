@@ -23,7 +23,7 @@ class StoredFile:
 class SinkWriter(Protocol):
     """What :meth:`Sink.transaction` yields: stores files that appear all at once.
 
-    A writer whose class sets ``compresses = True`` compresses ``.gz`` files itself: the
+    A writer whose class sets ``gzips_itself = True`` compresses ``.gz`` files itself: the
     backup engine gives its :meth:`store` the uncompressed file (a git sink cuts it into
     parts first, each its own gzip member), and it stores gzip data that decompresses to
     that file. Other writers get ``.gz`` files compressed already.

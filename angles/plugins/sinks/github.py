@@ -610,11 +610,11 @@ class GitHubSink(Sink):
 class _Writer:
     """What :meth:`GitHubSink.transaction` yields: uploads each file's parts as it streams.
 
-    It compresses ``.gz`` files itself (``compresses``): the backup engine hands it the
+    It compresses ``.gz`` files itself (``gzips_itself``): the backup engine hands it the
     JSON, which it cuts into parts before compressing each one.
     """
 
-    compresses = True
+    gzips_itself = True
 
     def __init__(self, sink: GitHubSink) -> None:
         self.sink = sink
