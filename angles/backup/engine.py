@@ -124,7 +124,10 @@ def store_files(
             for name, writer in files:
                 try:
                     plain = name.removesuffix(AGE_SUFFIX)
-                    chunks = writer.chunks(compress=plain.endswith(".gz"))
+                    # a writer that compresses .gz files itself gets the JSON (and cuts it
+                    # into parts first); what is encrypted is compressed here, as a whole
+                    itself = plain == name and getattr(transaction, "gzips_itself", False) is True
+                    chunks = writer.chunks(compress=plain.endswith(".gz") and not itself)
                     if plain != name:
                         if encryption is None:
                             raise BackupError(f"sink {sink.name!r} has no encrypt: settings")

@@ -21,7 +21,13 @@ class StoredFile:
 
 
 class SinkWriter(Protocol):
-    """What :meth:`Sink.transaction` yields: stores files that appear all at once."""
+    """What :meth:`Sink.transaction` yields: stores files that appear all at once.
+
+    A writer whose class sets ``gzips_itself = True`` compresses ``.gz`` files itself: the
+    backup engine gives its :meth:`store` the uncompressed file (a git sink cuts it into
+    parts first, each its own gzip member), and it stores gzip data that decompresses to
+    that file. Other writers get ``.gz`` files compressed already.
+    """
 
     def store(self, name: str, chunks: Iterable[bytes], *, record_count: int | None = None) -> int:
         """Write one file from a stream of byte chunks; returns its size in bytes.

@@ -22,6 +22,7 @@ import re
 import secrets
 import threading
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from urllib.parse import quote, unquote, urlencode
 
 from angles.testing.server import Fault, RecordedRequest, Response, ServiceServer
 
-__all__ = ["GitCommitObject", "GitHubRepo", "GitHubServer", "GitHubToken"]
+__all__ = ["GitCommitObject", "GitHubRepo", "GitHubServer", "GitHubToken", "ObjectSizes"]
 
 DOCS = "https://docs.github.com/rest"
 EMPTY_TREE_SHA = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
@@ -142,6 +143,21 @@ def _now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@dataclass(frozen=True)
+class ObjectSizes:
+    """How much some git objects weigh: what a repository grows by when they are added.
+
+    ``size`` is the objects' content (what ``git cat-file -s`` adds up); ``stored`` is what
+    git keeps of them, each zlib-compressed with its header as a pack holds an object
+    that is not a delta (GitHub's storage may delta-compress further).
+    """
+
+    objects: int = 0
+    blobs: int = 0
+    size: int = 0
+    stored: int = 0
+
+
 @dataclass
 class GitHubRepo:
     """A repository of the imitation: its settings, git objects and refs."""
@@ -155,6 +171,9 @@ class GitHubRepo:
     objects: dict[str, _Blob | _Tree | GitCommitObject] = field(default_factory=dict)
     refs: dict[str, str] = field(default_factory=dict)
     created_at: str = field(default_factory=_now_iso)
+    #: the raw content of each tree and commit object (blobs keep theirs), for sizes
+    raw: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    _stored: dict[str, int] = field(default_factory=dict)
 
     @property
     def full_name(self) -> str:
@@ -181,6 +200,7 @@ class GitHubRepo:
         sha = _git_sha("tree", raw)
         if sha not in self.objects:
             self.objects[sha] = _Tree(dict(ordered))
+            self.raw[sha] = ("tree", raw)
         return sha
 
     def put_commit(
@@ -194,14 +214,32 @@ class GitHubRepo:
         committer = committer or author
         lines = [f"tree {tree}", *(f"parent {p}" for p in parents)]
         lines += [f"author {_git_signature(author)}", f"committer {_git_signature(committer)}"]
-        sha = _git_sha("commit", ("\n".join(lines) + "\n\n" + message).encode())
+        raw = ("\n".join(lines) + "\n\n" + message).encode()
+        sha = _git_sha("commit", raw)
         if sha not in self.objects:
+            self.raw[sha] = ("commit", raw)
             self.objects[sha] = GitCommitObject(
                 sha, tree, list(parents), message, dict(author), dict(committer)
             )
         return sha
 
     # -- reading -------------------------------------------------------------------------
+
+    def sizes(self, shas: Iterable[str] | None = None) -> ObjectSizes:
+        """How much the objects named (default: every object) weigh; see
+        :class:`ObjectSizes`."""
+        objects = blobs = size = stored = 0
+        for sha in self.objects if shas is None else shas:
+            obj = self.objects.get(sha)
+            if obj is None:
+                continue
+            kind, payload = ("blob", obj.data) if isinstance(obj, _Blob) else self.raw[sha]
+            if sha not in self._stored:
+                header = f"{kind} {len(payload)}\0".encode()
+                self._stored[sha] = len(zlib.compress(header + payload))
+            objects, size, stored = objects + 1, size + len(payload), stored + self._stored[sha]
+            blobs += kind == "blob"
+        return ObjectSizes(objects, blobs, size, stored)
 
     def blob(self, sha: str) -> _Blob | None:
         obj = self.objects.get(sha)
@@ -401,7 +439,11 @@ class GitHubServer(ServiceServer):
     :meth:`list_files`, :meth:`list_commits`, :meth:`branch_head`, :meth:`move_branch`,
     :meth:`request_counts`, :meth:`count_requests`, :meth:`set_rate_limit`,
     :meth:`exhaust_rate_limit`, :meth:`trigger_secondary_rate_limit`,
-    :meth:`fail_after_applying` and :meth:`reset`, plus :meth:`fail` from the base class.
+    :meth:`fail_after_applying`, :meth:`git_objects` and :meth:`object_sizes` (what a run
+    added to the repository), :attr:`rate_limited` (the requests refused by a rate limit)
+    and :meth:`reset`, plus :meth:`fail` from the base class. Setting
+    :attr:`content_writes_per_minute` and :attr:`content_writes_per_hour` enforces GitHub's
+    documented secondary limits on writes (80 and 500).
     """
 
     name = "github"
@@ -418,6 +460,10 @@ class GitHubServer(ServiceServer):
     #: when set, more content-creating requests (POST/PATCH/PUT/DELETE) than this within a
     #: minute get a secondary rate limit, as GitHub documents (80); off by default
     content_writes_per_minute: int | None = None
+    #: the same within an hour (GitHub documents 500); off by default
+    content_writes_per_hour: int | None = None
+    #: the "minute" of :attr:`content_writes_per_minute`, shorter in tests of pacing
+    content_write_window: float = 60.0
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, prefix: str = "") -> None:
         super().__init__(host, port)
@@ -460,6 +506,8 @@ class GitHubServer(ServiceServer):
             self._secondary: list[tuple[Fault, int | None]] = []
             self._after_faults: list[Fault] = []
             self._writes: list[float] = []
+            #: the requests answered with a rate limit, as "METHOD path status"
+            self.rate_limited: list[str] = []
             self.token = self.add_token(login="angles-bot")
 
     def add_token(
@@ -564,6 +612,23 @@ class GitHubServer(ServiceServer):
                 r.refs[f"refs/heads/{branch}"] = to
                 return to
             return self._commit_files(r, branch, files or {}, message)
+
+    def forget_writes(self) -> None:
+        """Forget the writes counted against the secondary limits, as if an hour had
+        passed (a benchmark's "next day")."""
+        with self._state:
+            self._writes = []
+
+    def git_objects(self, repo: str) -> set[str]:
+        """The SHAs of every git object a repository holds (blobs, trees, commits)."""
+        with self._state:
+            return set(self._get_repo(repo).objects)
+
+    def object_sizes(self, repo: str, shas: Iterable[str] | None = None) -> ObjectSizes:
+        """How much a repository's objects weigh (only ``shas`` when given): the growth of
+        a run is ``object_sizes(repo, git_objects(repo) - before)``."""
+        with self._state:
+            return self._get_repo(repo).sizes(shas)
 
     def request_counts(self) -> Counter[str]:
         """How many requests of each kind arrived, for example ``{"PUT contents": 2}``.
@@ -697,15 +762,23 @@ class GitHubServer(ServiceServer):
                 fault.times -= 1
                 if fault.times <= 0:
                     del self._secondary[i]
+                self.rate_limited.append(f"{request.method} {request.path} {fault.status or 403}")
                 raise self._secondary_error(fault.status or 403, retry_after, request_id)
-        if request.method in ("POST", "PATCH", "PUT", "DELETE") and self.content_writes_per_minute:
-            self._writes = [t for t in self._writes if t > now - 60]
-            if len(self._writes) >= self.content_writes_per_minute:
+        hourly, per_minute = self.content_writes_per_hour, self.content_writes_per_minute
+        if request.method in ("POST", "PATCH", "PUT", "DELETE") and (per_minute or hourly):
+            self._writes = [t for t in self._writes if t > now - 3600]
+            window = self.content_write_window
+            recent = [t for t in self._writes if t > now - window]
+            if (per_minute and len(recent) >= per_minute) or (
+                hourly and len(self._writes) >= hourly
+            ):
+                self.rate_limited.append(f"{request.method} {request.path} 403")
                 raise self._secondary_error(403, 60, request_id)
             self._writes.append(now)
         if path == "/rate_limit":
             return  # does not count against the limit
         if bucket.used >= bucket.limit:
+            self.rate_limited.append(f"{request.method} {request.path} {bucket.status}")
             stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
             message = MSG_PRIMARY.format(user_id=token.user_id, request_id=request_id, stamp=stamp)
             doc = f"{DOCS}/overview/rate-limits-for-the-rest-api"

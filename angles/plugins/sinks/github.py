@@ -19,10 +19,23 @@ branch, so the repository stays as it was. An empty repository first gets a READ
 the Contents API, because the Git Data API refuses to work on a repository without commits.
 
 Large files: a file larger than :attr:`GitHubSink.compress_above` is gzip-compressed (and
-named ``.json.gz`` by the backup engine, see :meth:`GitHubSink.compresses`); a stored file
-larger than ``part_size`` is split into ``NAME.part-001``, ``NAME.part-002``… beside a small
-``NAME.manifest.json``. :meth:`GitHubSink.list` and :meth:`GitHubSink.open` show such a
-file as the one file ``NAME``; ``cat NAME.part-* > NAME`` rebuilds it by hand.
+named ``.json.gz`` by the backup engine, see :meth:`GitHubSink.compresses`). A file of more
+than about a part is stored as ``NAME.part-001``, ``NAME.part-002``… beside a small
+``NAME.manifest.json``, cut between rows where the rows say (:mod:`.parts`), each part of a
+compressed file a gzip member of its own: a part whose rows did not change since the last
+backup has the same bytes, so the same blob SHA, and is neither uploaded nor stored again;
+the repository grows with the rows that changed, not with the table. :meth:`GitHubSink.list`
+and :meth:`GitHubSink.open` show such a file as the one file ``NAME``;
+``cat NAME.part-* > NAME`` rebuilds it by hand (and ``cat NAME.part-* | gunzip`` gives the
+JSON of a compressed one). Files stored by older versions (one blob, or one gzip stream cut
+every ``part_size`` bytes) read the same way. An encrypted file (``.age``) shares nothing
+from one run to the next, so it is cut every ``part_size`` bytes.
+
+Pacing: requests go out as fast as GitHub's documented limits allow (80 content-creating
+requests a minute and 500 an hour, 900 points a minute per endpoint, none while the primary
+limit is used up), waiting only when the next one would pass a limit; a rate limit GitHub
+reports anyway is waited for as its ``Retry-After`` or ``x-ratelimit-reset`` says, through
+the one retry policy.
 
 Listing reads the folder with the Git Trees API (the Contents API stops at 1,000 entries)
 and reading always goes through blobs (the Contents API sends no content above 1 MB).
@@ -37,16 +50,20 @@ import io
 import json
 import math
 import re
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
 
 from angles import BackupError, ServiceError, Sink, StoredFile, hookimpl
-from angles.helpers import BACKUP_SUFFIXES, plural
+from angles.helpers import BACKUP_SUFFIXES, parse_retry_after, plural
+from angles.plugins.sinks.parts import PartRule, stored_parts
 
 if TYPE_CHECKING:
+    from github import Github
     from github.GitCommit import GitCommit
     from github.GitRef import GitRef
     from github.Repository import Repository
@@ -55,8 +72,9 @@ SERVICE = "GitHub"
 MiB = 1024 * 1024
 #: seconds to wait on a secondary rate limit that names no Retry-After (GitHub's advice)
 SECONDARY_WAIT = 60.0
-#: Parts stay well below the 40 MiB at which GitHub's blob API has been seen to refuse
-#: uploads (services.md 2.4); base64 makes the request a third larger still.
+#: The largest part. Parts stay well below the 40 MiB at which GitHub's blob API has been
+#: seen to refuse uploads (services.md 2.4); base64 makes the request a third larger still.
+#: Parts average an eighth of it (a compressed file's: half of it before compression).
 DEFAULT_PART_SIZE = 8 * MiB
 MAX_PART_SIZE = 25 * MiB
 MANIFEST_SUFFIX = ".manifest.json"
@@ -69,8 +87,12 @@ _README = """\
 Backup files written by [angles](https://pypi.org/project/angles/): one JSON document per
 table and run, named `{table}_{YYYY-MM-DD_HH-MM-SS}.json` (`.json.gz` when compressed;
 `.age` appended when encrypted: `age -d -i key.txt FILE` decrypts it).
-A file too large for one GitHub blob is stored as `NAME.part-001`, `NAME.part-002`, … with
-`NAME.manifest.json`; `cat NAME.part-* > NAME` puts it back together.
+A file of more than a megabyte or so is stored as `NAME.part-001`, `NAME.part-002`, … with
+`NAME.manifest.json` (the parts in order, their sizes and the file's SHA-256);
+`cat NAME.part-* > NAME` puts it back together. Each part of a compressed file is a gzip
+member of its own, so `cat NAME.part-* | gunzip > FILE.json` gives the JSON directly.
+Parts end between rows, so a backup shares every part whose rows did not change with the
+one before it, and git stores such a part once.
 """
 
 
@@ -102,6 +124,7 @@ class _Staged:
     records: int | None
     blobs: dict[str, str]  # path in the folder -> blob SHA
     inline: dict[str, str] = field(default_factory=dict)  # path -> text (the manifest)
+    new: tuple[int, int] = (0, 0)  # parts uploaded (not already in the repository), bytes
 
 
 @dataclass
@@ -165,13 +188,15 @@ class GitHubSink(Sink):
                 "type": "integer",
                 "minimum": 1024,
                 "maximum": MAX_PART_SIZE,
-                "description": "Files larger than this many bytes are stored in parts of this "
-                f"size (default {DEFAULT_PART_SIZE}, 8 MiB).",
+                "description": "The largest part a file is stored in, in bytes (default "
+                f"{DEFAULT_PART_SIZE}, 8 MiB). Files are cut between rows into parts of about "
+                "an eighth of this (compressed files: half of it before compression), so that "
+                "a backup shares its unchanged parts with the one before.",
             },
             "throttle": {
                 "type": "boolean",
-                "description": "Space requests as GitHub asks (0.25 s apart, writes 1 s apart; "
-                "default true).",
+                "description": "Keep to GitHub's documented rate limits by waiting when the "
+                "next request would pass one (80 writes a minute, 500 an hour; default true).",
             },
             "max_rate_limit_wait": {
                 "type": "number",
@@ -204,8 +229,10 @@ class GitHubSink(Sink):
         self.part_size: int = int(config.get("part_size") or DEFAULT_PART_SIZE)
         self.max_wait: float = float(config.get("max_rate_limit_wait", 600))
         self._repo: Repository | None = None
+        self._client: Github | None = None
         self._branch: str | None = config.get("branch")
         self._listing: dict[str, _Stored] | None = None
+        self._pacer = _Pacer() if config.get("throttle", True) else None
 
     # -- the Sink interface ----------------------------------------------------------------
 
@@ -270,9 +297,6 @@ class GitHubSink(Sink):
 
             from angles.helpers import user_agent
 
-            options: dict[str, Any] = {}
-            if not self.config.get("throttle", True):
-                options.update(seconds_between_requests=None, seconds_between_writes=None)
             client = Github(
                 auth=Auth.Token(self.config["token"]),
                 base_url=self.config.get("api_url") or "https://api.github.com",
@@ -280,8 +304,12 @@ class GitHubSink(Sink):
                 user_agent=user_agent(),
                 retry=None,  # angles retries, within the run's budget (PyGithub's multiply)
                 per_page=100,
-                **options,
+                # PyGithub's spacing (0.25 s, writes 1 s) tripled a backup's time: _Pacer
+                # waits only when a documented limit needs it
+                seconds_between_requests=None,
+                seconds_between_writes=None,
             )
+            self._client = client
             self._repo = self.call(
                 "opening the repository", _open_repository, client, self.repository
             )
@@ -300,13 +328,47 @@ class GitHubSink(Sink):
         rate limit that lifts within ``max_rate_limit_wait`` and the run's budget); a
         failure becomes a :class:`ServiceError` that names GitHub, the action and what to
         check."""
+
+        def send() -> Any:
+            self._pace(action, function.__name__)
+            return function(*args, **kwargs)
+
         return self.context.call(
             SERVICE,
             action,
-            lambda: function(*args, **kwargs),
+            send,
             policy=self.retry_policy,
             failure=lambda exc: self._failure(action, exc),
         )
+
+    def _pace(self, action: str, endpoint: str) -> None:
+        """Wait as long as GitHub's documented limits require before the next request (or
+        say why not, when that wait would not fit)."""
+        if self._pacer is None:
+            return
+        write = endpoint in _WRITES
+        wait, reason = self._pacer.delay(endpoint, write)
+        # "If x-ratelimit-remaining is 0, do not make another request until
+        # x-ratelimit-reset" (GitHub's best practices); the last answer's headers, as
+        # PyGithub's requester kept them (no request of its own)
+        requester = getattr(self._client, "requester", None)
+        if requester is not None:
+            remaining, limit = requester.rate_limiting
+            reset = requester.rate_limiting_resettime
+            if limit > 0 and remaining == 0 and reset + 1 - time.time() > wait:
+                wait = reset + 1 - time.time()
+                reason = f"the API rate limit is used up until {_utc(reset)} UTC"
+        if wait > 0:
+            left = self.context.budget.remaining()
+            if wait > self.max_wait or wait >= left:
+                bound = "`max_rate_limit_wait:`" if wait > self.max_wait else "the run's time limit"
+                raise ServiceError(
+                    SERVICE,
+                    f"{action}: not sent: {reason}, and waiting {wait:.0f} s would pass {bound}",
+                    hint="run again later, or raise `max_rate_limit_wait:` of the sink",
+                )
+            time.sleep(wait)
+        self._pacer.record(endpoint, write)
 
     def _failure(self, action: str, exc: Exception) -> ServiceError | None:
         from github import GithubException
@@ -546,30 +608,45 @@ class GitHubSink(Sink):
 
 
 class _Writer:
-    """What :meth:`GitHubSink.transaction` yields: uploads each file's blobs as it streams."""
+    """What :meth:`GitHubSink.transaction` yields: uploads each file's parts as it streams.
+
+    It compresses ``.gz`` files itself (``gzips_itself``): the backup engine hands it the
+    JSON, which it cuts into parts before compressing each one.
+    """
+
+    gzips_itself = True
 
     def __init__(self, sink: GitHubSink) -> None:
         self.sink = sink
         self.staged: list[_Staged] = []
+        self._known: set[str] | None = None  # blob SHAs the repository holds already
 
     def store(self, name: str, chunks: Iterable[bytes], *, record_count: int | None = None) -> int:
-        """Upload one file (in parts when large); it is committed when the transaction ends."""
+        """Upload one file (in parts when large); it is committed when the transaction ends.
+
+        A part whose blob the backup folder already holds (yesterday's backup had the same
+        rows) is not uploaded again.
+        """
         _check_name(name)
         part_size = self.sink.part_size
-        buffer, parts = bytearray(), []
-        digest, size = hashlib.sha256(), 0
-        for chunk in chunks:
-            digest.update(chunk)
-            size += len(chunk)
-            buffer += chunk
-            while len(buffer) >= part_size:
-                parts.append(self._upload(buffer, part_size))
-        if not parts:
-            blobs = {name: self._upload(buffer, len(buffer))[0]}
-            staged = _Staged(name, size, record_count, blobs)
+        if name.endswith(".age"):
+            pieces = _fixed_parts(chunks, part_size)  # ciphertext never repeats
         else:
-            if buffer:
-                parts.append(self._upload(buffer, len(buffer)))
+            rule = PartRule.for_part_size(part_size, compress=name.endswith(".gz"))
+            pieces = stored_parts(chunks, rule)
+        digest, size, parts = hashlib.sha256(), 0, []
+        new = [0, 0]
+        for piece in pieces:
+            digest.update(piece)
+            size += len(piece)
+            sha, uploaded = self._upload(piece)
+            parts.append((sha, len(piece)))
+            if uploaded:
+                new[0] += 1
+                new[1] += len(piece)
+        if len(parts) == 1:
+            staged = _Staged(name, size, record_count, {name: parts[0][0]}, new=(new[0], new[1]))
+        else:
             width = max(3, len(str(len(parts))))
             blobs = {f"{name}.part-{i:0{width}}": sha for i, (sha, _) in enumerate(parts, 1)}
             manifest = {
@@ -584,24 +661,36 @@ class _Writer:
             }
             text = json.dumps(manifest, indent=1) + "\n"
             blobs[name + MANIFEST_SUFFIX] = _git_blob_sha(text.encode())
-            staged = _Staged(name, size, record_count, blobs, {name + MANIFEST_SUFFIX: text})
+            inline = {name + MANIFEST_SUFFIX: text}
+            staged = _Staged(name, size, record_count, blobs, inline, (new[0], new[1]))
         self.staged = [s for s in self.staged if s.name != name] + [staged]
         return size
 
-    def _upload(self, buffer: bytearray, count: int) -> tuple[str, int]:
-        """Upload the first ``count`` bytes of ``buffer`` and drop them from it."""
-        with memoryview(buffer) as view, view[:count] as part:
-            encoded = base64.b64encode(part).decode("ascii")
-        # the raw bytes go before the upload, which holds several copies of the text
-        del buffer[:count]
+    def _upload(self, data: bytes) -> tuple[str, bool]:
+        """The blob SHA of ``data``, uploaded unless the repository holds it already; and
+        whether it was uploaded."""
+        sha = _git_blob_sha(data)
+        if sha in self._existing():
+            return sha, False
+        encoded = base64.b64encode(data).decode("ascii")
+        del data  # the upload holds several copies of the text
         try:
-            sha = self.sink.upload(encoded)
+            uploaded = self.sink.upload(encoded)
         except ServiceError as exc:
             if _status(exc) != 409:  # "Git Repository is empty."
                 raise
             self.sink.initialise()
-            sha = self.sink.upload(encoded)
-        return sha, count
+            uploaded = self.sink.upload(encoded)
+        assert self._known is not None
+        self._known.add(uploaded)
+        return uploaded, True
+
+    def _existing(self) -> set[str]:
+        """The blobs of the backup folder at the branch head, read at the first upload."""
+        if self._known is None:
+            folder = self.sink._folder_at(self.sink._head())
+            self._known = {blob.sha for blob in folder.values()}
+        return self._known
 
     def changes(self, folder: dict[str, _Blob]) -> dict[str, str | None]:
         """The staged files, and deletions of what their names held before (other parts)."""
@@ -614,6 +703,100 @@ class _Writer:
     @property
     def inline(self) -> dict[str, str]:
         return {path: text for s in self.staged for path, text in s.inline.items()}
+
+
+def _fixed_parts(chunks: Iterable[bytes], part_size: int) -> Iterator[bytes]:
+    """The file in parts of ``part_size`` bytes (at least one part, maybe empty)."""
+    buffer = bytearray()
+    sent = False
+    for chunk in chunks:
+        buffer += chunk
+        while len(buffer) >= part_size:
+            yield bytes(buffer[:part_size])
+            del buffer[:part_size]
+            sent = True
+    if buffer or not sent:
+        yield bytes(buffer)
+
+
+#: The PyGithub calls that create content (POST, PATCH, PUT, DELETE), as GitHub counts them.
+_WRITES = frozenset(
+    {"create_git_blob", "create_git_tree", "create_git_commit", "create_git_ref", "edit"}
+    | {"create_file", "update_file", "delete_file"}
+)
+
+
+class _Pacer:
+    """GitHub's documented secondary rate limits, kept by waiting only when needed.
+
+    GitHub allows 80 content-creating requests a minute and 500 an hour, and 900 points a
+    minute per endpoint (a GET costs 1, a write 5); requests are made one at a time, so the
+    concurrency limit (100) is never near. PyGithub's own spacing (every request 0.25 s
+    apart, every write 1 s) waited whether or not a limit was close.
+    """
+
+    #: (requests, seconds): content-creating requests allowed in any such window
+    content_limits: ClassVar[tuple[tuple[int, float], ...]] = ((80, 60.0), (500, 3600.0))
+    #: (points, seconds) per endpoint
+    endpoint_limit: ClassVar[tuple[int, float]] = (900, 60.0)
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._writes: deque[float] = deque()
+        self._points: dict[str, deque[tuple[float, int]]] = {}
+
+    def delay(self, endpoint: str, write: bool) -> tuple[float, str]:
+        """Seconds to wait before a request to ``endpoint`` (0: none), and which limit."""
+        now = self._clock()
+        wait, reason = 0.0, ""
+        with self._lock:
+            if write:
+                for limit, window in self.content_limits:
+                    recent = [t for t in self._writes if t > now - window]
+                    if len(recent) < limit:
+                        continue
+                    # a second a minute to spare: GitHub counts when requests arrive
+                    until = recent[-limit] + window * (1 + 1 / 60) - now
+                    if until > wait:
+                        wait = until
+                        reason = (
+                            f"GitHub allows {limit} content-creating requests per {_window(window)}"
+                        )
+            points, window = self.endpoint_limit
+            cost = 5 if write else 1
+            spent = [(t, p) for t, p in self._points.get(endpoint, ()) if t > now - window]
+            total = sum(p for _, p in spent)
+            for t, p in spent:  # the wait until enough of the window's points expire
+                if total + cost <= points:
+                    break
+                total -= p
+                until = t + window * (1 + 1 / 60) - now
+                if until > wait:
+                    wait, reason = until, f"GitHub allows {points} points a minute per endpoint"
+        return wait, reason
+
+    def record(self, endpoint: str, write: bool) -> None:
+        """Count a request that is being sent now."""
+        now = self._clock()
+        longest = max(window for _, window in self.content_limits)
+        with self._lock:
+            if write:
+                self._writes.append(now)
+                while self._writes and self._writes[0] <= now - longest:
+                    self._writes.popleft()
+            spent = self._points.setdefault(endpoint, deque())
+            spent.append((now, 5 if write else 1))
+            while spent and spent[0][0] <= now - self.endpoint_limit[1]:
+                spent.popleft()
+
+
+def _window(seconds: float) -> str:
+    return {60.0: "minute", 3600.0: "hour"}.get(seconds, f"{seconds:g} s")
+
+
+def _utc(stamp: float) -> str:
+    return f"{datetime.fromtimestamp(stamp, UTC):%Y-%m-%d %H:%M:%S}"
 
 
 class _BlobStream(io.RawIOBase):
@@ -716,7 +899,7 @@ def _commit_message(subject: str, staged: list[_Staged]) -> str:
     for s in staged:
         records = "" if s.records is None else f"{s.records} records, "
         parts = len(s.blobs) - 1 if s.inline else 0
-        split = f" in {parts} parts" if parts else ""
+        split = f" in {parts} parts ({s.new[0]} new, {_human(s.new[1])})" if parts else ""
         lines.append(f"- {s.name}: {records}{_human(s.size)}{split}")
     counts = [s.records for s in staged if s.records is not None]
     total = f", {plural(sum(counts), 'record')}" if counts else ""
@@ -766,9 +949,9 @@ def _rate_limit_wait(exc: Any) -> float | None:
     """Seconds until a rate limit lifts (None: not a rate limit)."""
     if not _is_rate_limit(exc):
         return None
-    after = _header(exc, "retry-after")
-    if after and after.isdigit():
-        return float(after)
+    after = parse_retry_after(_header(exc, "retry-after"))
+    if after is not None:
+        return after
     reset = _header(exc, "x-ratelimit-reset")
     if _header(exc, "x-ratelimit-remaining") == "0" and reset and reset.isdigit():
         return max(0.0, int(reset) - time.time()) + 1

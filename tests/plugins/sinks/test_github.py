@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
+import re
+import shutil
 import sqlite3
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
@@ -20,7 +24,7 @@ from angles.core.config import load_pipeline
 from angles.core.context import Context
 from angles.core.errors import BackupError, ServiceError
 from angles.core.plugins import load_plugins
-from angles.plugins.sinks.github import DEFAULT_PART_SIZE, GitHubSink
+from angles.plugins.sinks.github import DEFAULT_PART_SIZE, GitHubSink, _Pacer
 from angles.testing.github import GitHubServer
 from angles.testing.server import RecordedRequest, Response
 
@@ -202,44 +206,64 @@ def test_files_at_the_repository_root(repo, make_sink) -> None:
 # -- large files ---------------------------------------------------------------------------------
 
 
-def test_a_large_file_is_split_into_parts_and_read_back(repo, make_sink) -> None:
+def test_a_large_file_is_split_between_rows_and_read_back(repo, make_sink) -> None:
     data = backup_file(400)
     sink = make_sink(part_size=2048)
     with sink.transaction("backup") as batch:
         batch.store(NAME, chunked(data, 700))
     stored = files(repo)
     parts = sorted(p for p in stored if ".part-" in p)
-    assert len(parts) == -(-len(data) // 2048) and f"backups/{NAME}" not in stored
-    assert all(len(stored[p]) == 2048 for p in parts[:-1])
+    assert len(parts) > 5 and f"backups/{NAME}" not in stored
+    assert all(stored[p].endswith(b"\n") and len(stored[p]) <= 2048 for p in parts)
+    assert stored[parts[0]] == data[: data.index(b"\n") + 1]  # the metadata line alone
     assert b"".join(stored[p] for p in parts) == data  # cat NAME.part-* > NAME
     manifest = json.loads(stored[f"backups/{NAME}.manifest.json"])
+    assert manifest["format"] == "angles-parts/1"  # older versions read it too
     assert manifest["name"] == NAME and manifest["size"] == len(data)
     assert manifest["sha256"] == hashlib.sha256(data).hexdigest()
     assert [p["name"] for p in manifest["parts"]] == [p.split("/")[-1] for p in parts]
-    assert f"{len(parts)} parts" in repo.list_commits(REPO)[0].message
+    assert f"{len(parts)} parts ({len(parts)} new, " in repo.list_commits(REPO)[0].message
 
     assert [(f.name, f.size) for f in sink.list()] == [(NAME, len(data))]
     repo.clear()
-    assert sink.head(NAME, 100) == data[:100]
+    assert sink.head(NAME, 60) == data[:60]
     assert repo.request_counts()["GET git/blobs"] == 2  # the manifest and the first part only
     with sink.open(NAME) as stream:
         assert stream.read() == data
 
 
+def test_a_compressed_file_is_stored_in_gzip_members_that_gunzip_together(repo, make_sink) -> None:
+    data = backup_file(3000)
+    sink = make_sink(part_size=4096)
+    with sink.transaction("backup") as batch:
+        size = batch.store(NAME + ".gz", chunked(data, 1000))  # the JSON: the sink compresses
+    stored = files(repo)
+    parts = [stored[p] for p in sorted(stored) if ".part-" in p]
+    assert len(parts) > 3 and all(p[:2] == b"\x1f\x8b" and len(p) <= 4096 for p in parts)
+    assert size == sum(map(len, parts)) < len(data) // 2
+    assert gzip.decompress(b"".join(parts)) == data
+    if shutil.which("gunzip"):  # what the README tells users: cat NAME.part-* | gunzip
+        out = subprocess.run(["gunzip", "-c"], input=b"".join(parts), capture_output=True)
+        assert out.returncode == 0 and out.stdout == data
+    with sink.open(NAME + ".gz") as stream:
+        assert gzip.decompress(stream.read()) == data
+
+
 def test_rewriting_a_name_removes_its_old_parts(repo, make_sink) -> None:
     with make_sink(part_size=1024).transaction("split") as batch:
-        batch.store(NAME, [os.urandom(5000)])
+        batch.store(NAME, [backup_file(300)])
+    assert len(files(repo)) > 3
     with make_sink().transaction("whole") as batch:
         batch.store(NAME, [b"{}"])
     assert files(repo) == {f"backups/{NAME}": b"{}"}
 
 
 def test_a_damaged_part_is_detected(repo, make_sink) -> None:
-    data = os.urandom(5000)
+    data = backup_file(300)
     sink = make_sink(part_size=1024)
     with sink.transaction("backup") as batch:
         batch.store(NAME, [data])
-    repo.move_branch(REPO, files={f"backups/{NAME}.part-002": os.urandom(1024)})
+    repo.move_branch(REPO, files={f"backups/{NAME}.part-002": b'{"id": -1},\n'})
     with pytest.raises(BackupError, match=r"part 2 .* was replaced after it was written"):
         sink.open(NAME)
     repo.move_branch(REPO, files={f"backups/{NAME}.part-002": None})
@@ -250,25 +274,240 @@ def test_a_damaged_part_is_detected(repo, make_sink) -> None:
 
 @pytest.mark.slow
 def test_a_120_mb_backup_is_split_and_read_back(repo, make_sink) -> None:
-    """The slow one: 120 MB of incompressible data with the default part size."""
+    """The slow one: 120 MB of incompressible data (an encrypted file: cut every part_size
+    bytes, since nothing repeats) with the default part size."""
+    name = NAME + ".gz.age"
     block = os.urandom(1 << 20)
     blocks = [hashlib.sha256(block + bytes([i])).digest() * 32768 for i in range(120)]
     expected = hashlib.sha256(b"".join(blocks)).hexdigest()
     sink = make_sink()
     with sink.transaction("backup") as batch:
-        batch.store(NAME + ".gz", iter(blocks))
+        batch.store(name, iter(blocks))
     del blocks
     posts = repo.requests_to(r"/git/blobs$", "POST")
     assert len(posts) == -(-120 * (1 << 20) // DEFAULT_PART_SIZE) == 15
     assert max(len(r.body) for r in posts) < DEFAULT_PART_SIZE * 4 // 3 + 200
     repo.clear()
     (listed,) = sink.list()
-    assert (listed.name, listed.size) == (NAME + ".gz", 120 * (1 << 20))
+    assert (listed.name, listed.size) == (name, 120 * (1 << 20))
     digest = hashlib.sha256()
     for chunk in sink.iter_chunks(listed.name, 1 << 20):
         digest.update(chunk)
     assert digest.hexdigest() == expected
     assert repo.count_requests("contents") == 0
+
+
+# -- growth with the rows that changed ---------------------------------------------------------
+
+DAY2 = "decision_vault_2026-11-27_03-00-00.json"
+
+
+def vault_file(rows: range, stamp: str, edited: set[int] = frozenset()) -> bytes:
+    """A backup-like file of decision rows (ids in key order), some of them edited."""
+    lines = [
+        json.dumps(
+            {
+                "id": f"{i:08}",
+                "decision": f"Décision n° {i}: ship the sync worker, étape {i % 97}"
+                + (" (revised)" if i in edited else ""),
+                "type": ("Architecture", "Product", "Process", "Hiring")[i % 4],
+                "notion_page_id": hashlib.md5(str(i).encode()).hexdigest(),
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+        for i in rows
+    ]
+    head = json.dumps({"metadata": {"timestamp": stamp, "record_count": len(lines)}})[:-1]
+    return f'{head}, "data": [\n'.encode() + ",\n".join(lines).encode() + b"\n]}\n"
+
+
+def growth(server: GitHubServer, store: Callable[[], None]) -> Any:
+    """What ``store()`` adds to the repository's git objects."""
+    before = server.git_objects(REPO)
+    server.clear()
+    store()
+    return server.object_sizes(REPO, server.git_objects(REPO) - before)
+
+
+def store_one(sink: GitHubSink, name: str, data: bytes) -> Callable[[], None]:
+    def store() -> None:
+        with sink.transaction("backup") as batch:
+            batch.store(name, chunked(data, 65536))
+
+    return store
+
+
+@pytest.mark.parametrize("suffix", [".gz", ""], ids=["compressed", "plain"])
+def test_an_unchanged_table_backed_up_again_adds_no_blob_but_its_metadata(
+    repo, make_sink, suffix
+) -> None:
+    sink = make_sink(part_size=65536)
+    day1 = growth(repo, store_one(sink, NAME + suffix, vault_file(range(6000), "day 1")))
+    assert day1.blobs > 8
+    day2 = growth(repo, store_one(sink, DAY2 + suffix, vault_file(range(6000), "day 2")))
+    # the metadata part (its timestamp changed) and the manifest; every row part is shared
+    assert (day2.blobs, repo.count_requests("POST git/blobs")) == (2, 1)
+    assert day2.stored < day1.stored * 0.05
+    (first, second) = sink.list()
+    assert first.size == second.size
+    with sink.open(DAY2 + suffix) as stream:
+        back = stream.read()
+    assert (gzip.decompress(back) if suffix else back) == vault_file(range(6000), "day 2")
+
+
+def test_one_percent_of_rows_changed_grows_the_repository_by_a_small_fraction(
+    repo, make_sink
+) -> None:
+    sink = make_sink(part_size=65536)
+    day1 = growth(repo, store_one(sink, NAME + ".gz", vault_file(range(10_000), "day 1")))
+    # the usual day: 50 new rows (at the end of the key order) and 50 recent ones revised
+    changed = vault_file(range(10_050), "day 2", edited=set(range(9_900, 9_950)))
+    day2 = growth(repo, store_one(sink, DAY2 + ".gz", changed))
+    assert day2.blobs <= 5 and day2.stored < day1.stored * 0.15
+    # three rows revised here and there: at most two parts each, and the metadata
+    third = "decision_vault_2026-11-28_03-00-00.json.gz"
+    scattered = vault_file(range(10_050), "day 3", edited={17, 5_000, 9_000})
+    day3 = growth(repo, store_one(sink, third, scattered))
+    assert day3.blobs <= 1 + 2 * 3 + 1 and day3.stored < day1.stored * 0.25
+    with sink.open(third) as stream:
+        assert gzip.decompress(stream.read()) == scattered
+
+
+def test_a_part_is_uploaded_once_per_transaction(repo, make_sink) -> None:
+    data = vault_file(range(3000), "same")
+    with make_sink(part_size=16384).transaction("backup") as batch:
+        batch.store(NAME + ".gz", chunked(data))
+        batch.store(OTHER + ".gz", chunked(data))
+    stored = files(repo)
+    parts = [p for p in stored if ".part-" in p]
+    assert repo.count_requests("POST git/blobs") == len(parts) // 2
+    assert gzip.decompress(b"".join(stored[p] for p in sorted(parts) if OTHER in p)) == data
+
+
+def test_a_backup_in_the_older_layout_still_verifies_and_restores(
+    repo, angles_cli, pipeline_file, tmp_path, monkeypatch
+) -> None:
+    """Before parts were cut between rows, a large file was one gzip stream cut every
+    part_size bytes; backups stored that way stay readable."""
+    monkeypatch.setenv("GITHUB_TOKEN", repo.token)
+    path = pipeline_file(
+        PIPELINE.format(url=repo.url).replace("throttle", "compress: true\n    throttle")
+    )
+    with closing(sqlite3.connect(tmp_path / "vault.db")) as db, db:
+        db.execute("CREATE TABLE decision_vault (id TEXT PRIMARY KEY, decision TEXT)")
+        db.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+        db.executemany(
+            "INSERT INTO decision_vault VALUES (?, ?)",
+            [(f"id{i:04}", f"décision {i} " + "x" * (i % 50)) for i in range(2000)],
+        )
+    assert angles_cli("backup", path).exit_code == 0
+    new = next(p for p in files(repo) if p.endswith(".manifest.json") and "decision" in p)
+    name = new.removeprefix("backups/").removesuffix(".manifest.json")
+    with make_sink_from(path).open(name) as stream:
+        plain = gzip.decompress(stream.read())
+    old = "decision_vault_2020-01-01_00-00-00.json.gz"
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 31)  # as the older versions wrote it
+    stream = compressor.compress(plain) + compressor.flush()
+    pieces = [stream[i : i + 4096] for i in range(0, len(stream), 4096)]
+    layout: dict[str, bytes | str | None] = {
+        f"backups/{old}.part-{i:03}": piece for i, piece in enumerate(pieces, 1)
+    }
+    manifest = {
+        "format": "angles-parts/1",
+        "name": old,
+        "size": len(stream),
+        "sha256": hashlib.sha256(stream).hexdigest(),
+        "parts": [
+            {"name": f"{old}.part-{i:03}", "sha": git_sha(piece), "size": len(piece)}
+            for i, piece in enumerate(pieces, 1)
+        ],
+    }
+    layout[f"backups/{old}.manifest.json"] = json.dumps(manifest)
+    repo.move_branch(REPO, files=layout)
+
+    verified = angles_cli("backups", "verify", path, old, "--format", "json")
+    assert verified.exit_code == 0, verified.output
+    assert verified.json()["backups"][0]["verified"] is True
+    restore = angles_cli(
+        "restore", path, "--table", "decision_vault", "--backup", old, "--format", "json"
+    )
+    assert restore.exit_code == 0, restore.output
+    assert restore.json()["counts"]["unchanged"] == 2000
+
+
+def git_sha(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def make_sink_from(path: Path) -> GitHubSink:
+    plugins = load_plugins()
+    sink = Context(load_pipeline(path, plugins), plugins).sink("github")
+    assert isinstance(sink, GitHubSink)
+    return sink
+
+
+# -- pacing -------------------------------------------------------------------------------------
+
+
+def test_requests_go_out_unspaced_while_far_from_githubs_limits(repo, make_sink) -> None:
+    repo.content_writes_per_minute = 80  # GitHub's documented limits, enforced
+    repo.content_writes_per_hour = 500
+    sink = make_sink(throttle=True, part_size=65536)
+    started = time.monotonic()
+    with sink.transaction("backup") as batch:
+        batch.store(NAME, chunked(vault_file(range(3000), "day 1")))
+    seconds = time.monotonic() - started
+    writes = sum(n for k, n in repo.request_counts().items() if not k.startswith("GET"))
+    assert 30 < writes < 80 and repo.rate_limited == []
+    assert seconds < 5  # PyGithub's spacing (a write a second) took more than 30 s
+
+
+def test_writes_wait_only_when_the_next_would_pass_the_limit(repo, make_sink, monkeypatch):
+    # GitHub's 80 writes a minute, scaled down to 6 writes in 1.5 s
+    repo.content_writes_per_minute, repo.content_write_window = 6, 1.5
+    monkeypatch.setattr(_Pacer, "content_limits", ((6, 1.5),))
+    data = vault_file(range(800), "day 1")
+    started = time.monotonic()
+    with make_sink(throttle=True, part_size=65536).transaction("backup") as batch:
+        batch.store(NAME, chunked(data))
+    seconds = time.monotonic() - started
+    writes = sum(n for k, n in repo.request_counts().items() if not k.startswith("GET"))
+    assert 12 < writes < 30 and repo.rate_limited == []
+    windows = (writes - 1) // 6  # full windows waited out
+    assert 1.5 * windows - 0.5 < seconds < 1.5 * windows + 3
+    assert b"".join(v for k, v in sorted(files(repo).items()) if ".part-" in k) == data
+
+    repo.reset()  # without pacing, GitHub refuses the seventh write
+    repo.create_repo("acme", "backups")
+    repo.content_writes_per_minute, repo.content_write_window = 6, 1.5
+    with (
+        pytest.raises(ServiceError, match="secondary rate limit exceeded"),
+        make_sink(throttle=False, part_size=65536, max_rate_limit_wait=5).transaction("b") as batch,
+    ):
+        batch.store(NAME, chunked(data))
+    assert repo.rate_limited
+
+
+def test_a_used_up_rate_limit_is_waited_out_before_the_next_request(repo, make_sink) -> None:
+    sink = make_sink(throttle=True)
+    repo.set_rate_limit(3, reset_in=1.5)  # the repository, the branch, its commit
+    started = time.monotonic()
+    assert sink.list() == []
+    assert 1 < time.monotonic() - started < 5
+    assert repo.rate_limited == []  # waited for the reset instead of being refused
+
+
+def test_a_rate_limit_that_resets_too_late_is_reported_without_a_request(repo, make_sink):
+    sink = make_sink(throttle=True, max_rate_limit_wait=5)
+    repo.set_rate_limit(3, reset_in=1800)
+    started = time.monotonic()
+    with pytest.raises(ServiceError) as caught:
+        sink.list()
+    assert time.monotonic() - started < 3
+    assert "not sent: the API rate limit is used up until " in str(caught.value)
+    assert re.search(r"waiting 18\d\d s would pass `max_rate_limit_wait:`", str(caught.value))
+    assert repo.rate_limited == []
 
 
 # -- listing and reading at scale -------------------------------------------------------------
@@ -303,12 +542,15 @@ def test_retention_deletes_in_one_commit(repo, make_sink) -> None:
         batch.store(NAME, [os.urandom(3000)])
         batch.store(OTHER, [b"{}"])
         batch.store("keep_2026-11-26_03-00-00.json", [b"{}"])
+    doomed = [p for p in files(repo) if "keep_" not in p]
+    assert len(doomed) > 3  # the split file's parts and manifest, and OTHER
     before = len(repo.list_commits(REPO))
     sink.delete([NAME, OTHER, "absent_2026-01-01_00-00-00.json"], "angles retention: 2 old")
     assert list(files(repo)) == ["backups/keep_2026-11-26_03-00-00.json"]
     assert len(repo.list_commits(REPO)) == before + 1
     deleted = repo.requests_to(r"/git/trees$", "POST")[-1].json()["tree"]
-    assert all(entry["sha"] is None for entry in deleted) and len(deleted) == 5
+    assert all(entry["sha"] is None for entry in deleted)
+    assert sorted(entry["path"] for entry in deleted) == sorted(doomed)
     sink.delete([NAME], "nothing left to delete")
     assert len(repo.list_commits(REPO)) == before + 1
 
