@@ -107,4 +107,4 @@ def test_an_unknown_column_in_the_filter_says_what_to_check(vault, check):
     exit_code, result = check(unsynced="notion_sync=is.false")
     assert exit_code == 2
     assert "column decision_vault.notion_sync does not exist (42703)" in result["message"]
-    assert "check the column names of the filter (`unsynced:`)" in result["message"]
+    assert "check the column names of the pipeline's filters (`unsynced:`" in result["message"]
