@@ -80,7 +80,7 @@ def export_table(
             if lines is None:
                 writer.write(counted(database.stream(table, schema), advance))
             else:
-                writer.write_lines(counted(lines, advance))
+                writer.write_lines(lines, advance)
         writer.sequence_values = database.sequence_values(schema.sequences.values())
     except BaseException:
         writer.close()

@@ -28,6 +28,7 @@ from typing import IO, Any, BinaryIO
 from angles.backup import numbers
 from angles.core.connection import Row, TableSchema
 from angles.core.errors import BackupError
+from angles.core.progress import Advance
 
 __all__ = [
     "BACKUP_SUFFIXES",
@@ -188,15 +189,24 @@ class BackupWriter:
                 added += self._flush(lines)
         return added + self._flush(lines)
 
-    def write_lines(self, lines: Iterable[bytes], batch: int = 1000) -> int:
-        """Append rows already in their canonical form (:meth:`Database.stream_lines`)."""
+    def write_lines(self, blocks: Iterable[bytes], advance: Advance | None = None) -> int:
+        """Append rows already in their canonical form, in blocks of lines joined by
+        ``b"\\n"`` (:meth:`Database.stream_lines`); returns how many were added.
+        ``advance`` is told the rows written so far after each block."""
         added = 0
-        pending: list[bytes] = []
-        for line in lines:
-            pending.append(line)
-            if len(pending) >= batch:
-                added += self._flush(pending)
-        return added + self._flush(pending)
+        for block in blocks:
+            if not block:
+                continue
+            data = b"\n" + block if self.record_count else block
+            self._spool.write(data)
+            self._spooled += len(data)
+            self._hash.update(data)
+            count = block.count(b"\n") + 1
+            self.record_count += count
+            added += count
+            if advance is not None:
+                advance(self.record_count)
+        return added
 
     def _flush(self, lines: list[bytes]) -> int:
         if not lines:

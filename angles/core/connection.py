@@ -193,6 +193,9 @@ class Database(Connection):
         sorted by code point, UTF-8: the bytes a backup's checksum covers), where the
         database can write rows so itself; None when it cannot, and rows are encoded from
         :meth:`stream`. A backup then never parses and re-encodes what the server wrote.
+
+        Each item is a block of one or more lines joined by ``b"\\n"`` (no newline at its
+        end), so that a large table is not handled a row at a time.
         """
         return None
 

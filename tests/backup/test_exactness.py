@@ -220,9 +220,35 @@ def test_the_server_written_lines_are_the_canonical_form_of_the_rows(edge, postg
     try:
         db = context.connection("db")
         schema = db.describe("edge")
-        lines = list(db.stream_lines("edge", schema))
+        lines = b"\n".join(db.stream_lines("edge", schema)).split(b"\n")
         assert lines == [canonical(row) for row in db.stream("edge", schema)]
         assert len(lines) == 5
+    finally:
+        context.close()
+
+
+def test_a_large_table_comes_in_blocks_of_whole_lines(edge, postgres_db):
+    from angles.backup.format import canonical
+    from angles.core.config import load_pipeline
+    from angles.core.context import Context
+    from angles.core.plugins import load_plugins
+
+    # Rows of many lengths, so that blocks end at every offset inside a line.
+    postgres_db.execute(
+        "INSERT INTO edge (id, texts, j) SELECT i, ARRAY[repeat('é', i % 97)], "
+        "json_build_object('i', i) FROM generate_series(6, 20000) i"
+    )
+    plugins = load_plugins()
+    context = Context(load_pipeline(edge, plugins, environ={}), plugins)
+    try:
+        db = context.connection("db")
+        schema = db.describe("edge")
+        blocks = list(db.stream_lines("edge", schema))
+        assert len(blocks) > 3
+        assert all(block and not block.endswith(b"\n") for block in blocks)
+        lines = b"\n".join(blocks).split(b"\n")
+        assert lines == [canonical(row) for row in db.stream("edge", schema)]
+        assert len(lines) == 20000
     finally:
         context.close()
 
