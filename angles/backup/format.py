@@ -49,7 +49,7 @@ SCHEMA_VERSION = "1.0"
 CHECKSUM_PREFIX = "sha256:"
 PRE_RESTORE = "pre-restore"
 #: Rows kept in memory before the spool moves to a temporary file.
-SPOOL_MEMORY = 4 << 20
+SPOOL_MEMORY = 1 << 20
 _CHUNK = 1 << 20
 _MAX_HEADER = 16 << 20
 #: Bytes read to judge whether a file can be a backup at all.
