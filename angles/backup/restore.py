@@ -552,7 +552,7 @@ def _staged_diff(
     for kind in Kind:
         plan.counts[kind.value] = int(counts.get(kind.value, 0))
         if sample and kind is not Kind.UNCHANGED and plan.counts[kind.value]:
-            key = schema.primary_key
+            key = schema.primary_key or tuple(plan.compared_columns)
             plan.samples[kind.value] = [
                 _sample(Change(kind, values, columns=columns), key)
                 for values, columns in staged.samples(kind.value, SAMPLE_SIZE)

@@ -333,3 +333,60 @@ def test_a_file_from_before_text_columns_still_restores(
     result = angles_cli("restore", path, "--file", str(file), "--live", "--yes")
     assert result.exit_code == 0, result.output
     assert postgres_db.data_dump() == original
+
+
+UNKEYED = """
+CREATE TABLE log (at timestamptz, who text, amount numeric, meta jsonb);
+INSERT INTO log VALUES ('2025-01-01 10:00+00', 'ada', 1.50, '{"a": 1}'),
+  ('2025-01-01 10:00+00', 'ada', 1.50, '{"a": 1}'), ('2025-01-01 10:00+00', 'ada', 1.50, '{"a": 1}'),
+  ('2025-01-02 10:00+00', 'grace', 2, NULL), ('2025-01-03 10:00+00', NULL, -0.0, '[]');
+INSERT INTO log SELECT timestamptz '2025-02-01 00:00+00' + i * interval '1 hour', 'bulk', i, NULL
+  FROM generate_series(1, 300) i;
+"""
+
+
+def test_a_table_without_a_key_plans_in_the_database_what_the_row_by_row_diff_plans(
+    postgres_db, postgrest, pipeline_file, angles_cli, tmp_path
+):
+    postgres_db.execute(UNKEYED)
+    original = postgres_db.data_dump()
+    direct = pipeline_file(PIPELINE.format(url=postgres_db.url))
+    through_api = pipeline_file(
+        f"""
+        version: 1
+        connections:
+          db: {{type: supabase, url: "{postgrest.url}", key: "{postgrest.service_role_key}"}}
+        sinks:
+          local: {{type: local, path: backups}}
+        backups:
+          - {{name: everything, connection: db, table: log, sinks: [local]}}
+        """,
+        name="api.yaml",
+    )
+    assert angles_cli("backup", direct).exit_code == 0
+    [backup] = (tmp_path / "backups").iterdir()
+    # Two of three copies lost, a row changed (its old copy lost, the new one extra),
+    # bulk rows lost, and a row the backup never had.
+    postgres_db.execute(
+        "DELETE FROM log WHERE ctid IN (SELECT ctid FROM log WHERE who = 'ada' LIMIT 2)"
+    )
+    postgres_db.execute("UPDATE log SET amount = 5 WHERE who IS NULL")
+    postgres_db.execute("DELETE FROM log WHERE who = 'bulk' AND amount % 10 = 3")
+    postgres_db.execute("INSERT INTO log VALUES (now(), 'new', 1, NULL)")
+
+    plans = []
+    for path in (direct, through_api):  # in PostgreSQL, then row by row in Python
+        result = angles_cli("restore", path, "--file", str(backup), "--format", "json")
+        assert result.exit_code == 0, result.output
+        plan = result.json()
+        plans.append({k: plan[k] for k in ("counts", "samples", "verified")})
+    assert plans[0] == plans[1]
+    counts = plans[0]["counts"]
+    assert (counts["insert"], counts["update"], counts["only_in_database"]) == (33, 0, 2)
+    assert counts["unchanged"] == 305 - 33
+
+    result = angles_cli("restore", direct, "--file", str(backup), "--live", "--yes")
+    assert result.exit_code == 0, result.output
+    # Nothing deleted: the changed row and the new one stay beside what came back.
+    postgres_db.execute("DELETE FROM log WHERE who = 'new' OR (who IS NULL AND amount = 5)")
+    assert postgres_db.data_dump() == original

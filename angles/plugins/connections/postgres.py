@@ -574,12 +574,12 @@ class PostgresConnection(SqlDatabase):
         declared: Sequence[str],
     ) -> _Stage | None:
         """The backup ``COPY``-ed into a temporary table of this thread's session, typed
-        by the table's columns, and diffed there by SQL (see :class:`_Stage`)."""
-        if not schema.primary_key or (
-            updated_at is not None and schema.columns.get(updated_at) not in _MOMENTS
-        ):
+        by the table's columns, and diffed there by SQL (see :class:`_Stage`, and
+        :class:`_UnkeyedStage` for a table without a primary key)."""
+        if updated_at is not None and schema.columns.get(updated_at) not in _MOMENTS:
             return None
-        stage = _Stage(self, table, schema, list(columns), updated_at, backup_time)
+        kind = _Stage if schema.primary_key else _UnkeyedStage
+        stage = kind(self, table, schema, list(columns), updated_at, backup_time)
         try:
             stage.load(lines, declared)
         except BaseException:
@@ -799,7 +799,8 @@ class _Stage:
                     f"CREATE TEMP TABLE {self.rows} AS SELECT {values} FROM {source}"
                 ).rowcount
                 self.connection.execute(f"DROP TABLE {self.raw}")
-                self._check_keys(key)
+                if key:
+                    self._check_keys(key)
                 self.connection.execute(f"ANALYZE {self.rows}")
         except psycopg.Error as exc:
             raise self._refusal(exc) from exc
@@ -1003,6 +1004,93 @@ class _Stage:
                 self.connection.execute(
                     f"DROP TABLE IF EXISTS {self.raw}, {self.rows}, {self.verdicts}"
                 )
+
+
+class _UnkeyedStage(_Stage):
+    """A backup of a table without a primary key, diffed by whole rows in SQL.
+
+    A row is its values (compared as their text output): each copy the backup holds
+    beyond the copies the table holds is an insert, the others are unchanged, and the
+    table's extra copies are only in the database. Nothing is updated.
+    """
+
+    def _values(self, alias: str) -> str:
+        """One row's compared values as one comparable value: an array of their texts."""
+        quote = self.database.quote
+        texts = ", ".join(f'{alias}.{quote(c)}::text COLLATE "C"' for c in self.columns)
+        return f"ARRAY[{texts}]::text[]"
+
+    def _table_copies(self) -> str:
+        target = self.database.relation(self.table)
+        return f"SELECT {self._values('t')} AS r, count(*) AS n FROM {target} t GROUP BY 1"
+
+    def _numbered(self) -> str:
+        """The backup's rows, each copy of a row numbered from 1."""
+        values = self._values("b")
+        return (
+            f"SELECT b.*, {values} AS angles_r, row_number() OVER (PARTITION BY {values}) "
+            f"AS angles_n FROM {self.rows} b"
+        )
+
+    def _missing(self) -> str:
+        """The copies of the backup's rows that the table lacks."""
+        return (
+            f"SELECT b.* FROM ({self._numbered()}) b LEFT JOIN ({self._table_copies()}) t "
+            "ON t.r = b.angles_r WHERE b.angles_n > coalesce(t.n, 0)"
+        )
+
+    def counts(self) -> dict[str, int]:
+        if self._target_is_empty():
+            return {"insert": self.total}
+        target = self.database.relation(self.table)
+        with self._unbounded():
+            [(missing,)] = self.database.fetch(
+                f"SELECT count(*) FROM ({self._missing()}) m", (), self.table
+            )
+            [(rows,)] = self.database.fetch(f"SELECT count(*) FROM {target}", (), self.table)
+        unchanged = self.total - missing
+        self._counts = {"insert": missing, "unchanged": unchanged}
+        self._counts["only_in_database"] = rows - unchanged
+        return self._counts
+
+    def samples(self, kind: str, limit: int) -> list[tuple[tuple[Any, ...], tuple[str, ...]]]:
+        if kind == "only_in_database":  # a row only in the table has no key to show
+            counts = self._counts if self._counts is not None else self.counts()
+            return [((), ())] * min(limit, counts.get(kind, 0))
+        if kind != "insert":
+            return []
+        quote = self.database.quote
+        # Each row as the file spells it, in the file's order (the row's JSON text).
+        values = ", ".join(
+            f"{_json_value(f'm.{quote(c)}', c in self.schema.text_columns)}::text"
+            for c in self.columns
+        )
+        order = ", ".join(f"m.{quote(c)}" for c in self.columns)
+        source = self._missing() if not self._target_is_empty() else f"SELECT * FROM {self.rows}"
+        rows = self.database.fetch(
+            f"SELECT {values} FROM ({source}) m ORDER BY "
+            f'row_to_json(ROW({order}))::text COLLATE "C" LIMIT {int(limit)}',
+            (),
+            self.table,
+        )
+        return [(tuple(None if v is None else loads_exact(v) for v in row), ()) for row in rows]
+
+    def write(self, *, overwrite_newer: bool) -> dict[str, int]:
+        database, quote = self.database, self.database.quote
+        described = database._table(self.table)
+        written = [c for c in self.columns if c not in described.generated]
+        names = ", ".join(map(quote, written))
+        overriding = " OVERRIDING SYSTEM VALUE" if described.identity_always & set(written) else ""
+        insert = f"INSERT INTO {database.relation(self.table)} ({names}){overriding}"
+        connection = database.thread_connection()
+        connection.execute("SELECT set_config('statement_timeout', '0', true)")
+        tracked = getattr(database._local, "written", None)
+        if tracked is not None:
+            tracked.add(self.table)
+        source = f"({self._missing()}) m" if not self._target_is_empty() else self.rows
+        count = connection.execute(f"{insert} SELECT {names} FROM {source}").rowcount
+        kinds = ["insert", "update"] + (["newer_in_database"] if overwrite_newer else [])
+        return {kind: count if kind == "insert" else 0 for kind in kinds}
 
 
 def _send_lines(copy: Any, lines: Iterable[bytes]) -> None:
