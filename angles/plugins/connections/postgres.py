@@ -801,7 +801,8 @@ class _Stage:
                 self.connection.execute(f"DROP TABLE {self.raw}")
                 if key:
                     self._check_keys(key)
-                self.connection.execute(f"ANALYZE {self.rows}")
+                if not self._target_is_empty():  # into an empty table, no join to plan
+                    self.connection.execute(f"ANALYZE {self.rows}")
         except psycopg.Error as exc:
             raise self._refusal(exc) from exc
 
