@@ -94,6 +94,22 @@ def restore(angles_cli, path, table="edge"):
     assert result.exit_code == 0, result.output
 
 
+def through_supabase(pipeline_file, postgrest, table, folder="backups"):
+    """A pipeline backing ``table`` up through the Data API, to the local folder ``folder``."""
+    return pipeline_file(
+        f"""
+        version: 1
+        connections:
+          db: {{type: supabase, url: "{postgrest.url}", key: "{postgrest.service_role_key}"}}
+        sinks:
+          local: {{type: local, path: {folder}}}
+        backups:
+          - {{name: everything, connection: db, table: {table}, sinks: [local]}}
+        """,
+        name="api.yaml",
+    )
+
+
 def test_a_restore_into_an_empty_table_gives_back_what_pg_dump_saw(edge, postgres_db, angles_cli):
     original = postgres_db.data_dump()
     assert angles_cli("backup", edge).exit_code == 0
@@ -182,18 +198,7 @@ def test_a_backup_through_supabase_is_the_one_postgres_would_take(
 ):
     postgres_db.execute(SCHEMA)
     postgres_db.execute(ROWS)
-    through_api = pipeline_file(
-        f"""
-        version: 1
-        connections:
-          db: {{type: supabase, url: "{postgrest.url}", key: "{postgrest.service_role_key}"}}
-        sinks:
-          local: {{type: local, path: api}}
-        backups:
-          - {{name: everything, connection: db, table: edge, sinks: [local]}}
-        """,
-        name="api.yaml",
-    )
+    through_api = through_supabase(pipeline_file, postgrest, "edge", folder="api")
     direct = pipeline_file(PIPELINE.format(url=postgres_db.url))
     assert angles_cli("backup", through_api).exit_code == 0
     assert angles_cli("backup", direct).exit_code == 0
@@ -260,18 +265,7 @@ def test_the_database_side_diff_plans_what_the_row_by_row_diff_plans(
     postgres_db.execute(ROWS)
     postgres_db.execute("INSERT INTO edge (id, n) SELECT i, i / 7.0 FROM generate_series(6, 300) i")
     direct = pipeline_file(PIPELINE.format(url=postgres_db.url))
-    through_api = pipeline_file(
-        f"""
-        version: 1
-        connections:
-          db: {{type: supabase, url: "{postgrest.url}", key: "{postgrest.service_role_key}"}}
-        sinks:
-          local: {{type: local, path: backups}}
-        backups:
-          - {{name: everything, connection: db, table: edge, sinks: [local]}}
-        """,
-        name="api.yaml",
-    )
+    through_api = through_supabase(pipeline_file, postgrest, "edge", folder="backups")
     assert angles_cli("backup", direct).exit_code == 0
     [backup] = (tmp_path / "backups").iterdir()
     postgres_db.execute("DELETE FROM edge WHERE id % 10 = 3")
@@ -351,18 +345,7 @@ def test_a_table_without_a_key_plans_in_the_database_what_the_row_by_row_diff_pl
     postgres_db.execute(UNKEYED)
     original = postgres_db.data_dump()
     direct = pipeline_file(PIPELINE.format(url=postgres_db.url))
-    through_api = pipeline_file(
-        f"""
-        version: 1
-        connections:
-          db: {{type: supabase, url: "{postgrest.url}", key: "{postgrest.service_role_key}"}}
-        sinks:
-          local: {{type: local, path: backups}}
-        backups:
-          - {{name: everything, connection: db, table: log, sinks: [local]}}
-        """,
-        name="api.yaml",
-    )
+    through_api = through_supabase(pipeline_file, postgrest, "log", folder="backups")
     assert angles_cli("backup", direct).exit_code == 0
     [backup] = (tmp_path / "backups").iterdir()
     # Two of three copies lost, a row changed (its old copy lost, the new one extra),

@@ -972,21 +972,29 @@ class _Stage:
 
     # -- writing ----------------------------------------------------------------------
 
-    def write(self, *, overwrite_newer: bool) -> dict[str, int]:
-        """Judged again as it writes: the table may have changed since the plan."""
-        database, quote = self.database, self.database.quote
+    def _insert(self) -> tuple[str, list[str], psycopg.Connection[Any]]:
+        """``INSERT INTO table (columns)`` for the backup's columns but generated ones,
+        those columns, and this thread's connection, made ready to write."""
+        database = self.database
         described = database._table(self.table)
-        written = [c for c in dict.fromkeys([*self.schema.primary_key, *self.columns])]
-        written = [c for c in written if c not in described.generated]
-        kinds = ["insert", "update"] + (["newer_in_database"] if overwrite_newer else [])
-        names = ", ".join(map(quote, written))
+        columns = dict.fromkeys([*self.schema.primary_key, *self.columns])
+        written = [c for c in columns if c not in described.generated]
+        names = ", ".join(map(database.quote, written))
         overriding = " OVERRIDING SYSTEM VALUE" if described.identity_always & set(written) else ""
-        insert = f"INSERT INTO {database.relation(self.table)} ({names}){overriding}"
         connection = database.thread_connection()
         connection.execute("SELECT set_config('statement_timeout', '0', true)")
         tracked = getattr(database._local, "written", None)
         if tracked is not None:
             tracked.add(self.table)
+        insert = f"INSERT INTO {database.relation(self.table)} ({names}){overriding}"
+        return insert, written, connection
+
+    def write(self, *, overwrite_newer: bool) -> dict[str, int]:
+        """Judged again as it writes: the table may have changed since the plan."""
+        database = self.database
+        kinds = ["insert", "update"] + (["newer_in_database"] if overwrite_newer else [])
+        insert, written, connection = self._insert()
+        names = ", ".join(map(database.quote, written))
         if self._target_is_empty():  # a disaster recovery: every row is missing
             count = connection.execute(f"{insert} SELECT {names} FROM {self.rows}").rowcount
             return {kind: count if kind == "insert" else 0 for kind in kinds}
@@ -1077,17 +1085,8 @@ class _UnkeyedStage(_Stage):
         return [(tuple(None if v is None else loads_exact(v) for v in row), ()) for row in rows]
 
     def write(self, *, overwrite_newer: bool) -> dict[str, int]:
-        database, quote = self.database, self.database.quote
-        described = database._table(self.table)
-        written = [c for c in self.columns if c not in described.generated]
-        names = ", ".join(map(quote, written))
-        overriding = " OVERRIDING SYSTEM VALUE" if described.identity_always & set(written) else ""
-        insert = f"INSERT INTO {database.relation(self.table)} ({names}){overriding}"
-        connection = database.thread_connection()
-        connection.execute("SELECT set_config('statement_timeout', '0', true)")
-        tracked = getattr(database._local, "written", None)
-        if tracked is not None:
-            tracked.add(self.table)
+        insert, written, connection = self._insert()
+        names = ", ".join(map(self.database.quote, written))
         source = f"({self._missing()}) m" if not self._target_is_empty() else self.rows
         count = connection.execute(f"{insert} SELECT {names} FROM {source}").rowcount
         kinds = ["insert", "update"] + (["newer_in_database"] if overwrite_newer else [])
