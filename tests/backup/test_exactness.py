@@ -94,6 +94,14 @@ def restore(angles_cli, path, table="edge"):
     assert result.exit_code == 0, result.output
 
 
+def plan_of_file(angles_cli, path, file):
+    """The dry run's verdicts for a backup file: counts, samples and whether it verified."""
+    result = angles_cli("restore", path, "--file", str(file), "--format", "json")
+    assert result.exit_code == 0, result.output
+    plan = result.json()
+    return {k: plan[k] for k in ("counts", "samples", "verified")}
+
+
 def through_supabase(pipeline_file, postgrest, table, folder="backups"):
     """A pipeline backing ``table`` up through the Data API, to the local folder ``folder``."""
     return pipeline_file(
@@ -272,13 +280,8 @@ def test_the_database_side_diff_plans_what_the_row_by_row_diff_plans(
     postgres_db.execute("UPDATE edge SET n = n + 1, j = '[]' WHERE id % 10 = 5")
     postgres_db.execute("INSERT INTO edge (id) VALUES (1000), (1001)")
 
-    plans = []
-    for path in (direct, through_api):  # in PostgreSQL, then row by row in Python
-        result = angles_cli("restore", path, "--file", str(backup), "--format", "json")
-        assert result.exit_code == 0, result.output
-        plan = result.json()
-        plans.append({k: plan[k] for k in ("counts", "samples", "verified")})
-    assert plans[0] == plans[1]
+    plans = [plan_of_file(angles_cli, path, backup) for path in (direct, through_api)]
+    assert plans[0] == plans[1]  # in PostgreSQL, then row by row in Python
     assert plans[0]["counts"]["insert"] == 30 and plans[0]["counts"]["update"] == 30
     assert plans[0]["counts"]["only_in_database"] == 2
 
@@ -357,13 +360,8 @@ def test_a_table_without_a_key_plans_in_the_database_what_the_row_by_row_diff_pl
     postgres_db.execute("DELETE FROM log WHERE who = 'bulk' AND amount % 10 = 3")
     postgres_db.execute("INSERT INTO log VALUES (now(), 'new', 1, NULL)")
 
-    plans = []
-    for path in (direct, through_api):  # in PostgreSQL, then row by row in Python
-        result = angles_cli("restore", path, "--file", str(backup), "--format", "json")
-        assert result.exit_code == 0, result.output
-        plan = result.json()
-        plans.append({k: plan[k] for k in ("counts", "samples", "verified")})
-    assert plans[0] == plans[1]
+    plans = [plan_of_file(angles_cli, path, backup) for path in (direct, through_api)]
+    assert plans[0] == plans[1]  # in PostgreSQL, then row by row in Python
     counts = plans[0]["counts"]
     assert (counts["insert"], counts["update"], counts["only_in_database"]) == (33, 0, 2)
     assert counts["unchanged"] == 305 - 33
