@@ -371,3 +371,56 @@ def test_a_table_without_a_key_plans_in_the_database_what_the_row_by_row_diff_pl
     # Nothing deleted: the changed row and the new one stay beside what came back.
     postgres_db.execute("DELETE FROM log WHERE who = 'new' OR (who IS NULL AND amount = 5)")
     assert postgres_db.data_dump() == original
+
+
+def test_a_live_restore_writes_only_what_its_plan_showed(edge, postgres_db, tmp_path):
+    from angles.backup.format import BackupFile
+    from angles.core.config import load_pipeline
+    from angles.core.context import Context
+    from angles.core.plugins import load_plugins
+
+    postgres_db.execute("INSERT INTO edge (id, n) SELECT i, i FROM generate_series(6, 20) i")
+    plugins = load_plugins()
+    context = Context(load_pipeline(edge, plugins, environ={}), plugins)
+    try:
+        db = context.connection("db")
+        schema = db.describe("edge")
+        with _backup(db, schema, tmp_path).open("rb") as stream:
+            backup = BackupFile(stream, "edge_2026-01-01_00-00-00.json")
+            postgres_db.execute("UPDATE edge SET n = -1 WHERE id IN (6, 7)")
+            staged = db.stage(
+                "edge",
+                schema,
+                backup.lines(),
+                columns=list(schema.columns),
+                updated_at=None,
+                backup_time=None,
+                declared=list(schema.columns),
+            )
+        assert staged.counts()["update"] == 2
+        # After the plan: row 6 is put back by someone else, row 8 (unchanged) is edited.
+        postgres_db.execute("UPDATE edge SET n = 6 WHERE id = 6")
+        postgres_db.execute("UPDATE edge SET n = 99 WHERE id = 8")
+        with db.transaction():
+            applied = staged.write(overwrite_newer=False)
+        staged.close()
+    finally:
+        context.close()
+    assert applied == {"insert": 0, "update": 1}
+    assert postgres_db.fetchall("SELECT id, n FROM edge WHERE id IN (6, 7, 8) ORDER BY id") == [
+        (6, 6),
+        (7, 7),
+        (8, 99),
+    ]
+
+
+def _backup(db, schema, folder):
+    from datetime import UTC, datetime
+
+    from angles.backup.format import BackupWriter
+
+    with BackupWriter(schema, datetime(2026, 1, 1, tzinfo=UTC)) as writer:
+        writer.write_lines(db.stream_lines("edge", schema))
+        file = folder / "edge_2026-01-01_00-00-00.json"
+        file.write_bytes(b"".join(writer.chunks()))
+    return file

@@ -766,6 +766,8 @@ class _Stage:
         self.total = 0
         self.connection = database.thread_connection()
         self._counts: dict[str, int] | None = None
+        #: Whether the verdicts table holds every key the plan found to be not unchanged.
+        self._judged = False
 
     # -- loading ----------------------------------------------------------------------
 
@@ -878,11 +880,16 @@ class _Stage:
 
     # -- verdicts ---------------------------------------------------------------------
 
-    def _verdicts(self) -> str:
-        """Each backup row with its verdict (``angles_kind``) against the table now."""
+    def _verdicts(self, *, judged_only: bool = False) -> str:
+        """Each backup row with its verdict (``angles_kind``) against the table now; with
+        ``judged_only``, only the rows the plan found to be not unchanged."""
         quote = self.database.quote
         key = self.schema.primary_key
         match = " AND ".join(f"t.{quote(c)} = b.{quote(c)}" for c in key)
+        rows = f"{self.rows} b"
+        if judged_only:
+            judged = " AND ".join(f"k.{quote(c)} = b.{quote(c)}" for c in key)
+            rows = f"{self.rows} b JOIN {self.verdicts} k ON {judged}"
         same = " AND ".join(
             f'(b.{quote(c)}::text COLLATE "C") IS NOT DISTINCT FROM (t.{quote(c)}::text COLLATE "C")'
             for c in self.columns
@@ -904,7 +911,7 @@ class _Stage:
             f"WHEN {same or 'true'} THEN 'unchanged' WHEN {newer} THEN 'newer_in_database' "
             f"ELSE 'update' END AS angles_kind, "
             f"array_remove(ARRAY[{differs or 'NULL'}]::text[], NULL) AS angles_columns "
-            f"FROM {self.rows} b LEFT JOIN {self.database.relation(self.table)} t ON {match}"
+            f"FROM {rows} LEFT JOIN {self.database.relation(self.table)} t ON {match}"
         )
 
     def _params(self) -> dict[str, Any]:
@@ -933,6 +940,7 @@ class _Stage:
                 f"angles_columns FROM ({self._verdicts()}) v WHERE angles_kind <> 'unchanged'",
                 self._params(),
             )
+            self._judged = True
             counts = dict(
                 self.database.fetch(
                     f"SELECT angles_kind, count(*) FROM {self.verdicts} GROUP BY 1", (), self.table
@@ -990,7 +998,8 @@ class _Stage:
         return insert, written, connection
 
     def write(self, *, overwrite_newer: bool) -> dict[str, int]:
-        """Judged again as it writes: the table may have changed since the plan."""
+        """Judged again as it writes (the table may have changed since the plan), but only
+        the rows the plan would write: a row the plan found unchanged is left as it is."""
         database = self.database
         kinds = ["insert", "update"] + (["newer_in_database"] if overwrite_newer else [])
         insert, written, connection = self._insert()
@@ -999,7 +1008,8 @@ class _Stage:
             count = connection.execute(f"{insert} SELECT {names} FROM {self.rows}").rowcount
             return {kind: count if kind == "insert" else 0 for kind in kinds}
         sql = (
-            f"WITH v AS ({self._verdicts()}), w AS ({insert} SELECT {names} FROM v "
+            f"WITH v AS ({self._verdicts(judged_only=self._judged)}), "
+            f"w AS ({insert} SELECT {names} FROM v "
             f"WHERE v.angles_kind = ANY(%(kinds)s) "
             f"{database.on_conflict(self.schema, written)} RETURNING 1) "
             "SELECT v.angles_kind, count(*) FROM v WHERE v.angles_kind = ANY(%(kinds)s) GROUP BY 1"
