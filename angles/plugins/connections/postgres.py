@@ -768,6 +768,8 @@ class _Stage:
         self._counts: dict[str, int] | None = None
         #: Whether the verdicts table holds every key the plan found to be not unchanged.
         self._judged = False
+        #: Whether the verdicts are a view of the staged rows (all inserts).
+        self._verdicts_view = False
 
     # -- loading ----------------------------------------------------------------------
 
@@ -927,13 +929,15 @@ class _Stage:
         quote = self.database.quote
         key = ", ".join(quote(c) for c in self.schema.primary_key)
         with self._unbounded():
-            self.connection.execute(f"DROP TABLE IF EXISTS {self.verdicts}")
+            self._drop_verdicts()
             if self._target_is_empty():
+                # Every row is an insert: the samples read the staged rows themselves.
                 self.connection.execute(
-                    f"CREATE TEMP TABLE {self.verdicts} AS SELECT {key}, "
+                    f"CREATE TEMP VIEW {self.verdicts} AS SELECT {key}, "
                     f"'insert'::text AS angles_kind, '{{}}'::text[] AS angles_columns "
                     f"FROM {self.rows}"
                 )
+                self._verdicts_view = True
                 return {"insert": self.total}
             self.connection.execute(
                 f"CREATE TEMP TABLE {self.verdicts} AS SELECT {key}, angles_kind, "
@@ -1017,12 +1021,16 @@ class _Stage:
         applied = dict(database.fetch(sql, {**self._params(), "kinds": kinds}, self.table))
         return {kind: int(applied.get(kind, 0)) for kind in kinds}
 
+    def _drop_verdicts(self) -> None:
+        kind = "VIEW" if self._verdicts_view else "TABLE"
+        self.connection.execute(f"DROP {kind} IF EXISTS {self.verdicts}")
+        self._verdicts_view = False
+
     def close(self) -> None:
         with contextlib.suppress(Exception):
             if not self.connection.closed:
-                self.connection.execute(
-                    f"DROP TABLE IF EXISTS {self.raw}, {self.rows}, {self.verdicts}"
-                )
+                self._drop_verdicts()
+                self.connection.execute(f"DROP TABLE IF EXISTS {self.raw}, {self.rows}")
 
 
 class _UnkeyedStage(_Stage):
