@@ -220,18 +220,20 @@ class PostgresConnection(SqlDatabase):
             raise ServiceError(
                 self.service, "the url is not a valid PostgreSQL URL", hint=_URL_HINT
             ) from exc
-        milliseconds = str(round(self.timeout * 1000)) if statement_timeout else "0"
+        timeout = str(round(self.timeout * 1000))
         try:
             # Supabase runs in UTC: timestamptz must come out as PostgREST writes it.
             # Text output that reads back as the same value, however the server is set:
-            # shortest exact floats, ISO dates, the default interval spelling.
+            # shortest exact floats, ISO dates, the default interval spelling. Work on a
+            # whole table may outlast the statement timeout, waiting for a lock never does.
             connection.execute(
                 "SELECT set_config('TimeZone', 'UTC', false),"
                 " set_config('statement_timeout', %s, false),"
+                " set_config('lock_timeout', %s, false),"
                 " set_config('extra_float_digits', '1', false),"
                 " set_config('DateStyle', 'ISO, YMD', false),"
                 " set_config('IntervalStyle', 'postgres', false)",
-                [milliseconds],
+                [timeout if statement_timeout else "0", timeout],
             )
         except psycopg.Error as exc:
             connection.close()
@@ -711,6 +713,13 @@ class PostgresConnection(SqlDatabase):
                 self.service,
                 f"{subject} timed out after {self.timeout:g}s",
                 hint="raise timeout_seconds of the connection, or look for locks",
+            )
+        if isinstance(exc, errors.LockNotAvailable):
+            return ServiceError(
+                self.service,
+                f"{subject}: another session held a lock on the table for {self.timeout:g}s",
+                hint="find it in pg_stat_activity (wait_event_type 'Lock' shows who waits), "
+                "let it finish, or raise timeout_seconds of the connection",
             )
         if isinstance(exc, errors.InsufficientPrivilege):
             return ServiceError(

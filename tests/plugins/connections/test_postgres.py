@@ -414,6 +414,33 @@ def test_a_statement_that_overruns_times_out_clearly(vault, connect):
     assert "timed out after 0.5s" in str(caught.value)
 
 
+def test_work_without_a_statement_timeout_still_waits_for_a_lock_only_so_long(vault, connect):
+    # Reading a whole table (or staging a restore) lifts the statement timeout; a table
+    # locked by another session must not hold the nightly run forever.
+    db = connect(vault.url, timeout_seconds=0.5)
+    schema = db.describe("decision_vault")
+    locked = threading.Event()
+    release = threading.Event()
+
+    def hold_lock() -> None:
+        with psycopg.connect(vault.url) as conn:
+            conn.execute("LOCK TABLE decision_vault IN ACCESS EXCLUSIVE MODE")
+            locked.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold_lock)
+    holder.start()
+    try:
+        locked.wait(10)
+        with pytest.raises(ServiceError) as caught:
+            list(db.stream_lines("decision_vault", schema))
+    finally:
+        release.set()
+        holder.join()
+    assert "another session held a lock on the table for 0.5s" in str(caught.value)
+    assert "pg_stat_activity" in caught.value.hint
+
+
 def test_an_invalid_url_is_a_pipeline_error_that_does_not_repeat_it(angles_cli, pipeline_file):
     path = pipeline_file(
         """\
