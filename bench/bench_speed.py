@@ -24,7 +24,6 @@ first saves a pre-restore backup of the table, which its floor does not do.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -32,7 +31,7 @@ import time
 from pathlib import Path
 
 import psycopg
-from common import run_measured
+from common import angles_against as angles
 
 from angles.testing.postgres import create_database, drop_database, ensure_postgres
 
@@ -118,19 +117,6 @@ def psql(url: str, *arguments: str, stdout: object = subprocess.DEVNULL, script:
     started = time.perf_counter()
     subprocess.run(command, stdout=stdout, input=script.encode() or None, check=True)
     return time.perf_counter() - started
-
-
-def angles(folder: Path, url: str, *arguments: str):
-    measured = run_measured(
-        ["-m", "angles", *arguments],
-        cwd=folder,
-        env={**os.environ, "DATABASE_URL": url},
-    )
-    if measured.returncode not in (0,):
-        raise SystemExit(
-            f"angles {' '.join(arguments)} failed:\n{measured.stdout}{measured.stderr}"
-        )
-    return measured
 
 
 def backup_lines(backup: Path, target: Path) -> None:

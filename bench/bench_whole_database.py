@@ -27,14 +27,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import psycopg
-from common import run_measured
+from common import angles_against as angles
 
 from angles.testing.postgres import create_database, drop_database, ensure_postgres
 
@@ -120,17 +119,6 @@ def timed(command: list[str], **options: object) -> float:
     started = time.perf_counter()
     subprocess.run(command, check=True, **options)  # type: ignore[call-overload]
     return time.perf_counter() - started
-
-
-def angles(folder: Path, url: str, *arguments: str):
-    measured = run_measured(
-        ["-m", "angles", *arguments], cwd=folder, env={**os.environ, "DATABASE_URL": url}
-    )
-    if measured.returncode != 0:
-        raise SystemExit(
-            f"angles {' '.join(arguments)} failed:\n{measured.stdout}{measured.stderr}"
-        )
-    return measured
 
 
 def main() -> int:

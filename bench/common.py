@@ -103,6 +103,19 @@ def run_measured(python_args: list[str], **options: Any) -> Measured:
         )
 
 
+def angles_against(folder: Path, url: str, *arguments: str) -> Measured:
+    """``angles ARGUMENTS`` measured in ``folder`` with ``DATABASE_URL`` set to ``url``;
+    the bench stops with its output if it fails."""
+    measured = run_measured(
+        ["-m", "angles", *arguments], cwd=folder, env={**os.environ, "DATABASE_URL": url}
+    )
+    if measured.returncode != 0:
+        raise SystemExit(
+            f"angles {' '.join(arguments)} failed:\n{measured.stdout}{measured.stderr}"
+        )
+    return measured
+
+
 def write_vault(folder: Path, pipeline: dict[str, Any], rows: int) -> None:
     """Write ``angles.yaml`` and ``vault.db`` with a decision_vault table of ``rows`` rows."""
     (folder / "angles.yaml").write_text(json.dumps(pipeline), encoding="utf-8")

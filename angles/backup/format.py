@@ -210,31 +210,26 @@ class BackupWriter:
         ``advance`` is told the rows written so far after each block."""
         added = 0
         for block in blocks:
-            if not block:
-                continue
-            data = b"\n" + block if self.record_count else block
-            self._spool.write(data)
-            self._spooled += len(data)
-            self._hash.update(data)
-            count = block.count(b"\n") + 1
-            self.record_count += count
-            added += count
-            if advance is not None:
-                advance(self.record_count)
+            if block:
+                added += self._append(block, block.count(b"\n") + 1)
+                if advance is not None:
+                    advance(self.record_count)
         return added
 
     def _flush(self, lines: list[bytes]) -> int:
         if not lines:
             return 0
-        data = b"\n".join(lines)
-        if self.record_count:
-            data = b"\n" + data
+        count = self._append(b"\n".join(lines), len(lines))
+        lines.clear()
+        return count
+
+    def _append(self, block: bytes, count: int) -> int:
+        """Spool and hash ``count`` lines joined by ``\\n``, after the rows before them."""
+        data = b"\n" + block if self.record_count else block
         self._spool.write(data)
         self._spooled += len(data)
         self._hash.update(data)
-        self.record_count += len(lines)
-        count = len(lines)
-        lines.clear()
+        self.record_count += count
         return count
 
     @property

@@ -775,10 +775,9 @@ class _Stage:
         self.total = 0
         self.connection = database.thread_connection()
         self._counts: dict[str, int] | None = None
-        #: Whether the verdicts table holds every key the plan found to be not unchanged.
-        self._judged = False
-        #: Whether the verdicts are a view of the staged rows (all inserts).
-        self._verdicts_view = False
+        #: What the plan left as its verdicts: None before it, "TABLE" (every key it found
+        #: not unchanged) or "VIEW" (into an empty table: every staged row, an insert).
+        self._verdicts_kind: str | None = None
 
     # -- loading ----------------------------------------------------------------------
 
@@ -946,14 +945,14 @@ class _Stage:
                     f"'insert'::text AS angles_kind, '{{}}'::text[] AS angles_columns "
                     f"FROM {self.rows}"
                 )
-                self._verdicts_view = True
+                self._verdicts_kind = "VIEW"
                 return {"insert": self.total}
             self.connection.execute(
                 f"CREATE TEMP TABLE {self.verdicts} AS SELECT {key}, angles_kind, "
                 f"angles_columns FROM ({self._verdicts()}) v WHERE angles_kind <> 'unchanged'",
                 self._params(),
             )
-            self._judged = True
+            self._verdicts_kind = "TABLE"
             counts = dict(
                 self.database.fetch(
                     f"SELECT angles_kind, count(*) FROM {self.verdicts} GROUP BY 1", (), self.table
@@ -1021,7 +1020,7 @@ class _Stage:
             count = connection.execute(f"{insert} SELECT {names} FROM {self.rows}").rowcount
             return {kind: count if kind == "insert" else 0 for kind in kinds}
         sql = (
-            f"WITH v AS ({self._verdicts(judged_only=self._judged)}), "
+            f"WITH v AS ({self._verdicts(judged_only=self._verdicts_kind == 'TABLE')}), "
             f"w AS ({insert} SELECT {names} FROM v "
             f"WHERE v.angles_kind = ANY(%(kinds)s) "
             f"{database.on_conflict(self.schema, written)} RETURNING 1) "
@@ -1031,9 +1030,9 @@ class _Stage:
         return {kind: int(applied.get(kind, 0)) for kind in kinds}
 
     def _drop_verdicts(self) -> None:
-        kind = "VIEW" if self._verdicts_view else "TABLE"
-        self.connection.execute(f"DROP {kind} IF EXISTS {self.verdicts}")
-        self._verdicts_view = False
+        if self._verdicts_kind is not None:
+            self.connection.execute(f"DROP {self._verdicts_kind} IF EXISTS {self.verdicts}")
+            self._verdicts_kind = None
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
