@@ -3,10 +3,12 @@ shaped as PostgREST shapes them, errors, and backup → verify → restore end t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -391,13 +393,13 @@ def test_a_bad_password_says_what_to_check(vault, connect):
     assert "wrong-pässword" not in message
 
 
-def test_a_statement_that_overruns_times_out_clearly(vault, connect):
-    db = connect(vault.url, timeout_seconds=0.5)
-    locked = threading.Event()
-    release = threading.Event()
+@contextlib.contextmanager
+def locked_by_another_session(url: str) -> Iterator[None]:
+    """decision_vault locked (ACCESS EXCLUSIVE) by another session while the block runs."""
+    locked, release = threading.Event(), threading.Event()
 
     def hold_lock() -> None:
-        with psycopg.connect(vault.url) as conn:
+        with psycopg.connect(url) as conn:
             conn.execute("LOCK TABLE decision_vault IN ACCESS EXCLUSIVE MODE")
             locked.set()
             release.wait(10)
@@ -406,11 +408,16 @@ def test_a_statement_that_overruns_times_out_clearly(vault, connect):
     holder.start()
     try:
         locked.wait(10)
-        with pytest.raises(ServiceError) as caught:
-            db.count("decision_vault")
+        yield
     finally:
         release.set()
         holder.join()
+
+
+def test_a_statement_that_overruns_times_out_clearly(vault, connect):
+    db = connect(vault.url, timeout_seconds=0.5)
+    with locked_by_another_session(vault.url), pytest.raises(ServiceError) as caught:
+        db.count("decision_vault")
     assert "timed out after 0.5s" in str(caught.value)
 
 
@@ -419,24 +426,8 @@ def test_work_without_a_statement_timeout_still_waits_for_a_lock_only_so_long(va
     # locked by another session must not hold the nightly run forever.
     db = connect(vault.url, timeout_seconds=0.5)
     schema = db.describe("decision_vault")
-    locked = threading.Event()
-    release = threading.Event()
-
-    def hold_lock() -> None:
-        with psycopg.connect(vault.url) as conn:
-            conn.execute("LOCK TABLE decision_vault IN ACCESS EXCLUSIVE MODE")
-            locked.set()
-            release.wait(10)
-
-    holder = threading.Thread(target=hold_lock)
-    holder.start()
-    try:
-        locked.wait(10)
-        with pytest.raises(ServiceError) as caught:
-            list(db.stream_lines("decision_vault", schema))
-    finally:
-        release.set()
-        holder.join()
+    with locked_by_another_session(vault.url), pytest.raises(ServiceError) as caught:
+        list(db.stream_lines("decision_vault", schema))
     assert "another session held a lock on the table for 0.5s" in str(caught.value)
     assert "pg_stat_activity" in caught.value.hint
 
