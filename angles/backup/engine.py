@@ -9,8 +9,10 @@ an older backup. A sink with ``encrypt:`` gets each file encrypted with age and 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -22,7 +24,7 @@ from angles.backup.tables import TableSelection
 from angles.core.connection import Database, TableSchema
 from angles.core.context import Context
 from angles.core.errors import BackupError
-from angles.core.progress import ProgressFactory, counted, no_progress
+from angles.core.progress import Advance, ProgressFactory, counted, no_progress
 from angles.core.report import BackupRun
 from angles.core.results import Status
 from angles.core.sink import Sink
@@ -198,31 +200,88 @@ def _export(context: Context, entry: dict[str, Any], log: Any) -> _Export:
     moment = datetime.now(UTC)
     try:
         with database.snapshot() as consistent:
-            for table in tables:
-                _export_one(context, export, database, table, moment, consistent, log)
+            _read_tables(context, export, database, tables, moment, consistent, log)
     except Exception as exc:  # the snapshot itself could not be begun or ended
         export.problems.append(f"reading a snapshot failed: {one_line(exc)}")
         log.error("backup failed", backup=entry["name"], error=one_line(exc))
+    export.writers = {t: export.writers[t] for t in tables if t in export.writers}
     if export.writers:
         export.run.record_count = sum(w.record_count for w in export.writers.values())
     return export
 
 
-def _export_one(
+def _read_tables(
     context: Context,
+    export: _Export,
+    database: Database,
+    tables: Sequence[str],
+    moment: datetime,
+    consistent: bool,
+    log: Any,
+) -> None:
+    """Read ``tables`` one after another, or on as many threads at once as the database
+    reads in its snapshot: each takes the next table not yet taken, so a thread that
+    cannot join leaves its share to the others."""
+    readers = min(database.readers(), len(tables)) if consistent else 1
+    if readers <= 1:
+        for table in tables:
+            _export_one(export, database, table, moment, consistent, log, context.progress)
+        return
+    pending = iter(tables)
+    taking = threading.Lock()
+    done = 0
+    stopped = threading.Event()  # the run was interrupted: no reader takes another table
+
+    def read(advance: Advance) -> None:
+        nonlocal done
+        while not stopped.is_set():
+            with taking:
+                table = next(pending, None)
+            if table is None:
+                return
+            _export_one(export, database, table, moment, consistent, log, no_progress)
+            with taking:
+                done += 1
+                advance(done)
+
+    def join_and_read(advance: Advance) -> None:
+        try:
+            with database.join_snapshot():
+                read(advance)
+        except Exception as exc:  # it could not join: the other readers take its tables
+            log.warning(
+                "reader not started, the others read its tables",
+                backup=export.entry["name"],
+                error=one_line(exc),
+            )
+
+    with (
+        context.progress(f"Backing up {len(tables)} tables", len(tables)) as advance,
+        ThreadPoolExecutor(readers - 1, thread_name_prefix="angles-reader") as pool,
+    ):
+        helpers = [pool.submit(join_and_read, advance) for _ in range(readers - 1)]
+        try:
+            read(advance)
+        except BaseException:
+            stopped.set()
+            raise
+        for helper in helpers:
+            helper.result()
+
+
+def _export_one(
     export: _Export,
     database: Database,
     table: str,
     moment: datetime,
     consistent: bool,
     log: Any,
+    progress: ProgressFactory,
 ) -> None:
     started = time.perf_counter()
     name = export.entry["name"]
     try:
-        writer, expected = export_table(
-            database, table, moment, context.progress, snapshot=consistent
-        )
+        writer, expected = export_table(database, table, moment, progress, snapshot=consistent)
     except Exception as exc:
         export.problems.append(f"reading {table!r} failed: {one_line(exc)}")
         log.error("backup failed", backup=name, table=table, error=one_line(exc))

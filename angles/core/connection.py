@@ -174,6 +174,20 @@ class Database(Connection):
         """
         yield False
 
+    def readers(self) -> int:
+        """How many tables a backup may read at once inside the open :meth:`snapshot`:
+        the thread holding it reads, and each other one first enters :meth:`join_snapshot`
+        (as ``pg_dump --jobs`` reads). The default, 1, reads one table after another."""
+        return 1
+
+    @contextlib.contextmanager
+    def join_snapshot(self) -> Iterator[None]:
+        """On a thread other than the one holding :meth:`snapshot` open: reads inside the
+        block see the state the snapshot sees. Entered only where :meth:`readers` is above 1;
+        an error raised here leaves that thread's share of the tables to the others."""
+        raise NotImplementedError
+        yield
+
     def count(self, table: str, where: Filter | None = None) -> int:
         """The exact number of rows of ``table`` matching ``where``."""
         raise NotImplementedError

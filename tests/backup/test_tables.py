@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import uuid
 from contextlib import closing
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -186,11 +188,9 @@ def bank(postgres_db, tmp_path):
             f"INSERT INTO {table} SELECT i, 100 FROM generate_series(1, {ACCOUNTS}) AS i"
         )
 
-    def make(**keys: Any) -> Context:
-        document = pipeline_document(
-            connections={"vault": {"type": "postgres", "url": postgres_db.url}},
-            backups=[entry(**keys)],
-        )
+    def make(url: str = postgres_db.url, jobs: int | None = None, **keys: Any) -> Context:
+        connection = {"type": "postgres", "url": url} | ({"jobs": jobs} if jobs else {})
+        document = pipeline_document(connections={"vault": connection}, backups=[entry(**keys)])
         path = tmp_path / "angles.yaml"
         path.write_text(json.dumps(document))
         plugins = load_plugins()
@@ -229,9 +229,11 @@ def test_postgres_other_schemas_by_name(bank, tmp_path):
     assert postgres.fetchval("SELECT count(*) FROM audit.events") == 2
 
 
-def test_a_postgres_set_is_one_snapshot_while_money_moves(bank, tmp_path):
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_postgres_set_is_one_snapshot_while_money_moves(bank, tmp_path, jobs):
     """A writer moves amounts from accounts_a to accounts_b, one transaction each, while
-    the backup reads both: the set must hold the same total as before."""
+    the backup reads both (one after the other, or both at once on two connections
+    sharing one snapshot): the set must hold the same total as before."""
     postgres, make = bank
     total = 2 * 100 * ACCOUNTS
     stop, moved = threading.Event(), [0]
@@ -255,7 +257,7 @@ def test_a_postgres_set_is_one_snapshot_while_money_moves(bank, tmp_path):
         while moved[0] < 10:  # the writer is under way before the backup starts
             stop.wait(0.01)
         before = moved[0]
-        (run,) = run_backups(make(tables=["accounts_*"]))
+        (run,) = run_backups(make(tables=["accounts_*"], jobs=jobs))
         during = moved[0] - before
     finally:
         stop.set()
@@ -268,6 +270,48 @@ def test_a_postgres_set_is_one_snapshot_while_money_moves(bank, tmp_path):
         assert metadata(path)["snapshot"] is True
         backed_up += sum(row["amount"] for row in file_rows(path))
     assert backed_up == total
+
+
+def _contents(run: Any, folder: Path) -> dict[str, bytes]:
+    """Each file of ``run`` without its first line (the metadata, with its timestamp)."""
+    return {f["table"]: (folder / f["name"]).read_bytes().split(b"\n", 1)[1] for f in run.files}
+
+
+def test_tables_read_at_once_give_the_files_read_one_at_a_time_give(bank, tmp_path):
+    _, make = bank
+    (one_by_one,) = run_backups(make(tables="all", jobs=1))
+    assert one_by_one.status is Status.OK, one_by_one.message
+    expected = _contents(one_by_one, tmp_path / "backups")
+    for file in (tmp_path / "backups").iterdir():
+        file.unlink()
+    (at_once,) = run_backups(make(tables="all", jobs=3))
+    assert at_once.status is Status.OK, at_once.message
+    assert [f["table"] for f in at_once.files] == [f["table"] for f in one_by_one.files]
+    assert _contents(at_once, tmp_path / "backups") == expected
+
+
+def test_readers_that_cannot_connect_leave_their_tables_to_the_first(bank, tmp_path):
+    """A login allowed one connection (a pooler's or a plan's limit): the readers beyond the
+    first are refused, and the first reads every table itself."""
+    postgres, make = bank
+    role = f"angles_one_connection_{uuid.uuid4().hex[:8]}"
+    postgres.execute(
+        f"CREATE ROLE {role} LOGIN PASSWORD 'reader' CONNECTION LIMIT 1; "
+        f"GRANT pg_read_all_data TO {role}"
+    )
+    url = urlunsplit(urlsplit(postgres.url)._replace(netloc=f"{role}:reader@127.0.0.1:5432"))
+    try:
+        (run,) = run_backups(make(url=url, tables="all", jobs=3))
+    finally:
+        postgres.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")
+    assert run.status is Status.OK, run.message
+    assert [f["table"] for f in run.files] == ["accounts_a", "accounts_b", "measurements"]
+    assert sum(f["record_count"] for f in run.files) == 2 * ACCOUNTS + 2
+    logged = "".join(path.read_text() for path in (tmp_path / "logs").iterdir())
+    refusals = [line for line in logged.splitlines() if "reader not started" in line]
+    assert len(refusals) == 2
+    assert all("too many connections" in line for line in refusals)
+    assert "reader'" not in logged and ":reader@" not in logged  # the password stays out
 
 
 def test_supabase_all_takes_what_the_data_api_can_insert_into(bank, postgrest, tmp_path):

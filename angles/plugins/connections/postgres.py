@@ -145,6 +145,11 @@ class _Table:
     types: dict[str, str]
 
 
+#: Tables a backup reads at once: the server writes one table's rows while angles stores
+#: another's, and neither waits for the other.
+DEFAULT_JOBS = 3
+
+
 class PostgresConnection(SqlDatabase):
     """A PostgreSQL database; one psycopg connection per thread, one more per stream."""
 
@@ -173,6 +178,15 @@ class PostgresConnection(SqlDatabase):
                     "defaults.timeout_seconds); a backup's read is not limited."
                 ),
             },
+            "jobs": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 16,
+                "description": (
+                    f"Tables a backup reads at once, each on its own connection, all in "
+                    f"one shared snapshot as pg_dump --jobs reads (default: {DEFAULT_JOBS})."
+                ),
+            },
         },
         "required": ["url"],
         "additionalProperties": False,
@@ -185,6 +199,9 @@ class PostgresConnection(SqlDatabase):
         super().__init__(name, config, context)
         self.url: str = config["url"]
         self.schema_name: str = config.get("schema") or "public"
+        self.jobs: int = config.get("jobs", DEFAULT_JOBS)
+        #: The id of the snapshot an open :meth:`snapshot` shares with its other readers.
+        self._exported: str | None = None
         self._tables: dict[str, _Table] = {}
         #: The tables :meth:`list_tables` last named: described together in a snapshot.
         self._listed: list[str] = []
@@ -301,18 +318,65 @@ class PostgresConnection(SqlDatabase):
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[bool]:
         """One ``REPEATABLE READ READ ONLY`` transaction around every read of the block, on
-        this thread's connection (tables are copied on it too), as ``pg_dump`` reads."""
+        this thread's connection (tables are copied on it too), as ``pg_dump`` reads.
+
+        With ``jobs`` above 1 the transaction exports its snapshot, which the other
+        readers' transactions take up (:meth:`join_snapshot`), as ``pg_dump --jobs`` does.
+        """
+        with (
+            self._snapshot_transaction(self.thread_connection()),
+            super().snapshot() as consistent,
+        ):
+            if self.jobs > 1:
+                self._exported = self._export_snapshot()
+            try:
+                yield consistent
+            finally:
+                self._exported = None
+
+    def _export_snapshot(self) -> str:
+        import psycopg
+
+        try:
+            with self.thread_connection().cursor() as cursor:
+                return cursor.execute("SELECT pg_export_snapshot()").fetchone()[0]  # type: ignore[index]
+        except psycopg.Error as exc:
+            error = self.service_error(exc, None, "sharing the backup's snapshot")
+            error.hint = "set `jobs: 1` on the connection to read one table at a time"
+            raise error from exc
+
+    def readers(self) -> int:
+        return self.jobs if self._exported else 1
+
+    @contextlib.contextmanager
+    def join_snapshot(self) -> Iterator[None]:
+        """This thread's reads in a transaction of the snapshot :meth:`snapshot` exported."""
+        from psycopg import sql
+
+        exported = self._exported
+        if exported is None:
+            raise ServiceError(self.service, "no snapshot is open to join")
+        connection = self.thread_connection()
+        with self._snapshot_transaction(connection), self.atomic(connection):
+            try:
+                connection.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(exported))
+            except self.driver_error() as exc:
+                raise self.service_error(exc, None, "joining the backup's snapshot") from exc
+            yield
+
+    @contextlib.contextmanager
+    def _snapshot_transaction(self, connection: psycopg.Connection[Any]) -> Iterator[None]:
+        """Transactions begun on ``connection`` inside the block are read-only snapshots;
+        what this thread read of the catalog ends with them."""
         from psycopg import IsolationLevel
 
-        connection = self.thread_connection()
         connection.isolation_level, connection.read_only = IsolationLevel.REPEATABLE_READ, True
         self._local.snapshot = True
         try:
-            with super().snapshot() as consistent:
-                yield consistent
+            yield
         finally:
             self._local.snapshot = False
-            self._local.catalog = None  # what it read of the catalog ends with it
+            self._local.catalog = None
             if not connection.closed:
                 connection.isolation_level, connection.read_only = None, None
 
