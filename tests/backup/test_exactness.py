@@ -286,6 +286,39 @@ def test_the_database_side_diff_plans_what_the_row_by_row_diff_plans(
     assert plans[0]["counts"]["only_in_database"] == 2
 
 
+# Names and values that the way into the database must quote or escape: a ``%`` (a
+# placeholder to a driver), a quote, a tab; ``COPY``'s own escapes and end marker as text.
+ODD = r'''
+CREATE TABLE "odd names" (
+    "id%" int PRIMARY KEY, "rate%" numeric(6, 2), "say ""hi""" text, "tab	name" text,
+    "Ünïcode" varchar(12), label char(4), raw bytea, flag boolean, big bigint, day date);
+INSERT INTO "odd names" VALUES
+ (1, 12.50, E'tab\there', E'line\nbreak', 'Zürich', 'ab', '\x5c4e', true,
+  9223372036854775807, '2024-02-29'),
+ (2, -0.01, E'back\\slash', '\N', E'cr\rlf\r\n', '\.', '\x', false,
+  -9223372036854775808, '0044-03-15 BC'),
+ (3, NULL, '', E'\\.', NULL, NULL, NULL, NULL, NULL, NULL),
+ (4, 0, '%s %(x)s %%', E'\t', 'é' || repeat('x', 11), '    ', '\x00', NULL, 0, 'infinity');
+'''
+
+
+def test_awkward_names_and_copy_escapes_restore_exactly(postgres_db, pipeline_file, angles_cli):
+    postgres_db.execute(ODD)
+    path = pipeline_file(PIPELINE.format(url=postgres_db.url))
+    original = postgres_db.data_dump()
+    assert angles_cli("backup", path).exit_code == 0
+    postgres_db.execute('TRUNCATE "odd names"')
+    restore(angles_cli, path, table="odd names")
+    assert postgres_db.data_dump() == original
+    # Into a damaged table: a deleted row and a changed one come back, and nothing else moves.
+    postgres_db.execute('DELETE FROM "odd names" WHERE "id%" = 2')
+    postgres_db.execute("""UPDATE "odd names" SET "tab	name" = 'changed' WHERE "id%" = 1""")
+    counts = plan_of(angles_cli, path, table="odd names")["counts"]
+    assert (counts["insert"], counts["update"], counts["unchanged"]) == (1, 1, 2)
+    restore(angles_cli, path, table="odd names")
+    assert postgres_db.data_dump() == original
+
+
 LEGACY = """
 CREATE TABLE ledger (id int PRIMARY KEY, amount numeric(12, 2), attributes jsonb,
                      tags text[], seen timestamptz, ratio double precision);

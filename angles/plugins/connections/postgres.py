@@ -598,7 +598,7 @@ class PostgresConnection(SqlDatabase):
             connection = self._connect(statement_timeout=False)
         finished = False
         try:
-            with connection.cursor() as cursor, cursor.copy(sql, params) as copy:
+            with connection.cursor() as cursor, _copy_statement(cursor, sql, params) as copy:
                 buffer = bytearray()
                 for chunk in copy:
                     buffer += chunk
@@ -848,39 +848,65 @@ class _Stage:
     def load(self, lines: Iterable[bytes], declared: Sequence[str]) -> None:
         import psycopg
 
-        database, quote = self.database, self.database.quote
+        database = self.database
         target = database.relation(self.table)
         key = list(self.schema.primary_key)
         wanted = list(dict.fromkeys([*key, *self.columns]))
         types = database._table(self.table).types
-        if self.schema.text_columns:  # 1.3.0: every value from its text, cast by its type
-            values = ", ".join(
-                f"(b.line ->> {_literal(c)})::{types[c].replace('%', '%%')} AS {quote(c)}"
-                for c in wanted
-            )
-            source = f"{self.raw} b"
-        else:  # older files: values in their JSON form, as PostgREST reads them
-            values = ", ".join(f"p.{quote(c)}" for c in wanted)
-            source = f"{self.raw} b, jsonb_populate_record(NULL::{target}, b.line) p"
         try:
             with self._unbounded():
-                self.connection.execute(f"CREATE TEMP TABLE {self.raw} (line jsonb)")
-                with (
-                    self.connection.cursor() as cursor,
-                    cursor.copy(f"COPY {self.raw} (line) FROM STDIN ({_RAW_LINES})") as copy,
-                ):
-                    _send_lines(copy, lines)
-                self._check_columns(declared)
-                self.total = self.connection.execute(
-                    f"CREATE TEMP TABLE {self.rows} AS SELECT {values} FROM {source}"
-                ).rowcount
-                self.connection.execute(f"DROP TABLE {self.raw}")
+                if self.schema.text_columns:  # 1.3.0: every value from its text, by its type
+                    self._copy_typed(lines, wanted, types, declared)
+                else:  # older files: values in their JSON form, as PostgREST reads them
+                    self._copy_json(lines, wanted, target, declared)
                 if key:
                     self._check_keys(key)
                 if not self._target_is_empty():  # into an empty table, no join to plan
                     self.connection.execute(f"ANALYZE {self.rows}")
         except psycopg.Error as exc:
             raise self._refusal(exc) from exc
+
+    def _copy_typed(
+        self,
+        lines: Iterable[bytes],
+        wanted: list[str],
+        types: Mapping[str, str],
+        declared: Sequence[str],
+    ) -> None:
+        """``COPY`` the rows straight into a table of the columns' own types: each value's
+        text goes to its type's input function, as ``pg_dump``'s ``COPY`` gives it."""
+        quote = self.database.quote
+        columns = ", ".join(f"{quote(c)} {types[c]}" for c in wanted)
+        self.connection.execute(f"CREATE TEMP TABLE {self.rows} ({columns})", ())
+        fields = _CopyRows(wanted, declared)
+        names = ", ".join(map(quote, wanted))
+        with (
+            self.connection.cursor() as cursor,
+            _copy_statement(cursor, f"COPY {self.rows} ({names}) FROM STDIN") as copy,
+        ):
+            _send_lines(copy, map(fields.line, lines))
+        self.total = fields.count
+        fields.check(self.table)
+
+    def _copy_json(
+        self, lines: Iterable[bytes], wanted: list[str], target: str, declared: Sequence[str]
+    ) -> None:
+        """Lines into a ``jsonb`` column, then each row read as the table's record type."""
+        quote = self.database.quote
+        values = ", ".join(f"p.{quote(c)}" for c in wanted)
+        self.connection.execute(f"CREATE TEMP TABLE {self.raw} (line jsonb)")
+        with (
+            self.connection.cursor() as cursor,
+            cursor.copy(f"COPY {self.raw} (line) FROM STDIN ({_RAW_LINES})") as copy,
+        ):
+            _send_lines(copy, lines)
+        self._check_columns(declared)
+        self.total = self.connection.execute(
+            f"CREATE TEMP TABLE {self.rows} AS SELECT {values} "
+            f"FROM {self.raw} b, jsonb_populate_record(NULL::{target}, b.line) p",
+            (),
+        ).rowcount
+        self.connection.execute(f"DROP TABLE {self.raw}")
 
     def _check_columns(self, declared: Sequence[str]) -> None:
         from angles import BackupError
@@ -920,7 +946,7 @@ class _Stage:
             )
         # A unique index finds a repeated key (and speeds the joins that follow).
         try:
-            self.connection.execute(f"CREATE UNIQUE INDEX ON {self.rows} ({names})")
+            self.connection.execute(f"CREATE UNIQUE INDEX ON {self.rows} ({names})", ())
         except psycopg.errors.UniqueViolation as exc:
             detail = exc.diag.message_detail or ""
             raise BackupError(
@@ -1007,7 +1033,8 @@ class _Stage:
                 self.connection.execute(
                     f"CREATE TEMP VIEW {self.verdicts} AS SELECT {key}, "
                     f"'insert'::text AS angles_kind, '{{}}'::text[] AS angles_columns "
-                    f"FROM {self.rows}"
+                    f"FROM {self.rows}",
+                    (),
                 )
                 self._verdicts_kind = "VIEW"
                 return {"insert": self.total}
@@ -1081,7 +1108,7 @@ class _Stage:
         insert, written, connection = self._insert()
         names = ", ".join(map(database.quote, written))
         if self._target_is_empty():  # a disaster recovery: every row is missing
-            count = connection.execute(f"{insert} SELECT {names} FROM {self.rows}").rowcount
+            count = connection.execute(f"{insert} SELECT {names} FROM {self.rows}", ()).rowcount
             return {kind: count if kind == "insert" else 0 for kind in kinds}
         sql = (
             f"WITH v AS ({self._verdicts(judged_only=self._verdicts_kind == 'TABLE')}), "
@@ -1178,9 +1205,100 @@ class _UnkeyedStage(_Stage):
         insert, written, connection = self._insert()
         names = ", ".join(map(self.database.quote, written))
         source = f"({self._missing()}) m" if not self._target_is_empty() else self.rows
-        count = connection.execute(f"{insert} SELECT {names} FROM {source}").rowcount
+        count = connection.execute(f"{insert} SELECT {names} FROM {source}", ()).rowcount
         kinds = ["insert", "update"] + (["newer_in_database"] if overwrite_newer else [])
         return {kind: count if kind == "insert" else 0 for kind in kinds}
+
+
+class _CopyRows:
+    """Canonical lines of a backup as rows of ``COPY``'s text format, in ``columns``' order.
+
+    A value comes out as ``line ->> 'column'`` gives it, the text its type's input function
+    reads: a string's characters, an integer's digits, ``true``/``false``; a missing value
+    or JSON ``null`` is SQL ``NULL``. Lines holding a column the metadata does not declare
+    are counted, and refused by :meth:`check` once every line was read.
+    """
+
+    def __init__(self, columns: Sequence[str], declared: Sequence[str]) -> None:
+        self.columns = list(columns)
+        self.declared = frozenset(declared)
+        self.count = 0
+        self.undeclared_rows = 0
+        self.undeclared: str | None = None  # the least undeclared name seen
+
+    def line(self, line: bytes) -> bytes:
+        import orjson
+
+        try:
+            row = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            row = self._parsed(line)
+        if type(row) is not dict:
+            raise self._malformed("is not a JSON object")
+        self.count += 1
+        if not self.declared.issuperset(row):
+            extra = min(set(row) - self.declared)
+            self.undeclared_rows += 1
+            self.undeclared = min(extra, self.undeclared or extra)
+        try:
+            return "\t".join([_copy_field(row.get(c)) for c in self.columns]).encode()
+        except TypeError as exc:
+            raise self._malformed(f"holds {exc} where a value's text belongs") from None
+
+    def _parsed(self, line: bytes) -> Any:
+        """A line orjson refuses: an integer wider than 64 bits is still JSON."""
+        try:
+            return loads_exact(line.decode())
+        except ValueError:
+            raise self._malformed("is not JSON") from None
+
+    def _malformed(self, what: str) -> Exception:
+        from angles import BackupError
+
+        return BackupError(
+            f"row {self.count + 1} of the backup {what}",
+            hint="the file was edited or written by another tool; restore another backup",
+        )
+
+    def check(self, table: str) -> None:
+        from angles import BackupError
+
+        if self.undeclared_rows:
+            raise BackupError(
+                f"{self.undeclared_rows} row(s) of the backup hold a column "
+                f"{self.undeclared!r} that its metadata does not declare; a restore would "
+                "drop those values",
+                hint="the file was edited or written by another tool; restore another backup",
+            )
+
+
+#: What ``COPY``'s text format escapes in a field.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_field(value: Any) -> str:
+    """One JSON value as a field of ``COPY``'s text format (see :class:`_CopyRows`)."""
+    kind = type(value)
+    if kind is str:
+        if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+            return value.translate(_COPY_ESCAPES)
+        return value
+    if value is None:
+        return "\\N"
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return str(value)
+    raise TypeError({dict: "a JSON object", list: "a JSON array"}.get(kind, "a JSON number"))
+
+
+def _copy_statement(cursor: Any, statement: str, params: Sequence[Any] = ()) -> Any:
+    """``cursor.copy`` of a statement written for parameters (every ``%`` of a name or a
+    literal doubled, see :meth:`PostgresConnection.quote`), with or without any: psycopg
+    merges parameters, and so undoubles, only when there are some."""
+    if params:
+        return cursor.copy(statement, params)
+    return cursor.copy(statement.replace("%%", "%"))
 
 
 def _send_lines(copy: Any, lines: Iterable[bytes]) -> None:
