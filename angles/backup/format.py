@@ -88,7 +88,7 @@ def canonical(row: Mapping[str, Any]) -> bytes:
     faster, to the same bytes; any other row, or one orjson refuses (an integer wider
     than 64 bits), by the standard library.
     """
-    if type(row) is dict and all(type(value) in _FLAT for value in row.values()):
+    if type(row) is dict and _FLAT.issuperset(map(type, row.values())):
         try:
             return orjson.dumps(row, option=orjson.OPT_SORT_KEYS)
         except orjson.JSONEncodeError:
