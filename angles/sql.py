@@ -348,6 +348,18 @@ class SqlDatabase(Database):
         except self.driver_error() as exc:
             raise self.service_error(exc, None, "committing") from exc
 
+    def release_thread_connection(self) -> None:
+        """Close this thread's connection now: for a thread that ends before the run does."""
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            return
+        self._local.connection = None
+        with self._lock:
+            if connection in self._opened:
+                self._opened.remove(connection)
+        with contextlib.suppress(Exception):
+            connection.close()
+
     def close(self) -> None:
         """Close every thread's connection; a later call opens new ones."""
         with self._lock:

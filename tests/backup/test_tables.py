@@ -278,14 +278,22 @@ def _contents(run: Any, folder: Path) -> dict[str, bytes]:
 
 
 def test_tables_read_at_once_give_the_files_read_one_at_a_time_give(bank, tmp_path):
-    _, make = bank
+    postgres, make = bank
     (one_by_one,) = run_backups(make(tables="all", jobs=1))
     assert one_by_one.status is Status.OK, one_by_one.message
     expected = _contents(one_by_one, tmp_path / "backups")
     for file in (tmp_path / "backups").iterdir():
         file.unlink()
-    (at_once,) = run_backups(make(tables="all", jobs=3))
+    context = make(tables="all", jobs=3)
+    (at_once,) = run_backups(context)
     assert at_once.status is Status.OK, at_once.message
+    # The readers' connections closed with the backup; the run's own one stays open.
+    sessions = postgres.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'angles' "
+        "AND datname = current_database()"
+    )
+    context.close()
+    assert sessions == 1
     assert [f["table"] for f in at_once.files] == [f["table"] for f in one_by_one.files]
     assert _contents(at_once, tmp_path / "backups") == expected
 

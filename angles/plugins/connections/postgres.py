@@ -357,12 +357,15 @@ class PostgresConnection(SqlDatabase):
         if exported is None:
             raise ServiceError(self.service, "no snapshot is open to join")
         connection = self.thread_connection()
-        with self._snapshot_transaction(connection), self.atomic(connection):
-            try:
-                connection.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(exported))
-            except self.driver_error() as exc:
-                raise self.service_error(exc, None, "joining the backup's snapshot") from exc
-            yield
+        try:
+            with self._snapshot_transaction(connection), self.atomic(connection):
+                try:
+                    connection.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(exported))
+                except self.driver_error() as exc:
+                    raise self.service_error(exc, None, "joining the backup's snapshot") from exc
+                yield
+        finally:
+            self.release_thread_connection()  # the reader's thread ends with the backup
 
     @contextlib.contextmanager
     def _snapshot_transaction(self, connection: psycopg.Connection[Any]) -> Iterator[None]:
