@@ -39,10 +39,9 @@ def print_report(report: RunReport) -> None:
         echo("Backups:")
         for backup in report.backups:
             files = ", ".join(f"{f['sink']}:{f['name']}" for f in backup.files) or "-"
-            count = "?" if backup.record_count is None else backup.record_count
             detail = f"  {backup.message}" if backup.message else ""
             echo(
-                f"  {styled_status(backup.status.value, 7)} {backup.name}  {count} rows  {files}{detail}"
+                f"  {styled_status(backup.status.value, 7)} {backup.name}  {backup.rows}  {files}{detail}"
             )
     if report.notifications:
         echo("Notifications:")

@@ -82,9 +82,8 @@ class Notification:
                 f"- {recovery.check.name} recovered after {format_duration(recovery.failing_for)}"
             )
         for backup in report.backups:
-            count = "?" if backup.record_count is None else backup.record_count
             outcome = f" ({backup.message})" if backup.message else ""
-            lines.append(f"Backup {backup.name}: {backup.status.value}, {count} rows{outcome}")
+            lines.append(f"Backup {backup.name}: {backup.status.value}, {backup.rows}{outcome}")
         return "\n".join(lines)
 
 

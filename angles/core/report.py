@@ -43,6 +43,11 @@ class BackupRun:
     duration_seconds: float = 0.0
     skipped: list[str] = field(default_factory=list)  # relations `tables:` left out (views)
 
+    @property
+    def rows(self) -> str:
+        """How many rows it read, in words: ``1200 rows``, or ``no rows read``."""
+        return "no rows read" if self.record_count is None else f"{self.record_count} rows"
+
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "name": self.name,

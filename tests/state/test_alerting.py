@@ -156,7 +156,7 @@ def test_a_failed_backup_is_news(pipeline):
     failed = [BackupRun("vault", Status.ERROR, message="GitHub: HTTP 403")]
     sent, _ = run(T0, backups=failed, sync="ok")
     assert sent["chat"].alerts == []
-    assert "Backup vault: error, ? rows (GitHub: HTTP 403)" in sent["chat"].text()
+    assert "Backup vault: error, no rows read (GitHub: HTTP 403)" in sent["chat"].text()
 
 
 def test_a_test_run_goes_to_everyone_and_changes_nothing(pipeline, tmp_path):

@@ -174,9 +174,9 @@ def fallback_text(notification: Notification) -> str:
 
 
 def _backup_line(name: str, status: Status, count: int | None, message: str | None) -> str:
-    rows = "?" if count is None else f"{count:,}"
+    rows = "no rows read" if count is None else f"{count:,} rows"
     detail = f": {message}" if message else ""
-    return escape(f"• {name}: {status.value}, {rows} rows{detail}")
+    return escape(f"• {name}: {status.value}, {rows}{detail}")
 
 
 def _mrkdwn(text: str, limit: int) -> dict[str, str]:

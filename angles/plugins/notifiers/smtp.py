@@ -297,7 +297,7 @@ def render_html(notification: Notification) -> str:
     if report.backups:
         items = "".join(
             f"<li><b>{e(b.name)}</b>: {e(b.status.value)}, "
-            f"{'?' if b.record_count is None else b.record_count} rows"
+            f"{e(b.rows)}"
             f"{': ' + e(b.message) if b.message else ''}</li>"
             for b in report.backups
         )
