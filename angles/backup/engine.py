@@ -281,7 +281,8 @@ def _export_one(
     started = time.perf_counter()
     name = export.entry["name"]
     try:
-        writer, expected = export_table(database, table, moment, progress, snapshot=consistent)
+        with database.reading_table(table):
+            writer, expected = export_table(database, table, moment, progress, snapshot=consistent)
     except Exception as exc:
         export.problems.append(f"reading {table!r} failed: {one_line(exc)}")
         log.error("backup failed", backup=name, table=table, error=one_line(exc))

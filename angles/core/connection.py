@@ -174,6 +174,12 @@ class Database(Connection):
         """
         yield False
 
+    @contextlib.contextmanager
+    def reading_table(self, table: str) -> Iterator[None]:
+        """Around what a backup reads of ``table`` inside :meth:`snapshot`: a failure in the
+        block leaves the snapshot usable for the tables after it. The default adds nothing."""
+        yield
+
     def readers(self) -> int:
         """How many tables a backup may read at once inside the open :meth:`snapshot`:
         the thread holding it reads, and each other one first enters :meth:`join_snapshot`

@@ -322,6 +322,30 @@ def test_readers_that_cannot_connect_leave_their_tables_to_the_first(bank, tmp_p
     assert "reader'" not in logged and ":reader@" not in logged  # the password stays out
 
 
+@pytest.mark.parametrize("jobs", [1, 3])
+def test_a_table_the_login_cannot_read_does_not_stop_the_others(bank, tmp_path, jobs):
+    """A refused read aborts a PostgreSQL transaction: the snapshot must go on without it."""
+    postgres, make = bank
+    role = f"angles_partial_{uuid.uuid4().hex[:8]}"
+    postgres.execute(
+        f"CREATE ROLE {role} LOGIN PASSWORD 'reader'; GRANT USAGE ON SCHEMA public TO {role}; "
+        f"CREATE TABLE secrets (id int PRIMARY KEY); "
+        f"GRANT SELECT ON accounts_a, accounts_b, measurements TO {role}"
+    )
+    url = urlunsplit(urlsplit(postgres.url)._replace(netloc=f"{role}:reader@127.0.0.1:5432"))
+    tables = ["accounts_a", "secrets", "accounts_b", "measurements"]
+    try:
+        (run,) = run_backups(make(url=url, tables=tables, jobs=jobs))
+    finally:
+        postgres.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")
+    assert run.status is Status.ERROR
+    assert [f["table"] for f in run.files] == ["accounts_a", "accounts_b", "measurements"]
+    assert "reading 'secrets'" in run.message and "permission denied" in run.message
+    assert "aborted" not in run.message
+    for file in run.files:
+        assert metadata(tmp_path / "backups" / file["name"])["snapshot"] is True
+
+
 def test_supabase_all_takes_what_the_data_api_can_insert_into(bank, postgrest, tmp_path):
     postgres, _ = bank
     postgres.execute("GRANT ALL ON ALL TABLES IN SCHEMA public TO service_role")

@@ -345,6 +345,29 @@ class PostgresConnection(SqlDatabase):
             error.hint = "set `jobs: 1` on the connection to read one table at a time"
             raise error from exc
 
+    @contextlib.contextmanager
+    def reading_table(self, table: str) -> Iterator[None]:
+        """A savepoint: a table that fails (a privilege missing, a read cancelled) would
+        otherwise abort the snapshot's transaction, and every table after it with it."""
+        if not getattr(self._local, "snapshot", False):
+            yield
+            return
+        connection = self.thread_connection()
+        self._savepoint(connection, "SAVEPOINT angles_table", table)
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(self.driver_error()):
+                self._run(connection, "ROLLBACK TO SAVEPOINT angles_table")
+            raise
+        self._savepoint(connection, "RELEASE SAVEPOINT angles_table", table)
+
+    def _savepoint(self, connection: psycopg.Connection[Any], sql: str, table: str) -> None:
+        try:
+            self._run(connection, sql)
+        except self.driver_error() as exc:
+            raise self.service_error(exc, table, "reading") from exc
+
     def readers(self) -> int:
         return self.jobs if self._exported else 1
 
