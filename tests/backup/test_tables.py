@@ -3,11 +3,13 @@ views left out, partitioned tables once, other schemas, and one snapshot per set
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -278,14 +280,29 @@ def _contents(run: Any, folder: Path) -> dict[str, bytes]:
     return {f["table"]: (folder / f["name"]).read_bytes().split(b"\n", 1)[1] for f in run.files}
 
 
-def _sessions_settle_at(postgres: Any, count: int) -> bool:
-    """Whether angles' sessions of the database come down to ``count`` within 5 s (a
-    server process ends a moment after its client closes)."""
+@contextlib.contextmanager
+def login(postgres: Any, grants: str, *, connections: int = -1) -> Iterator[tuple[str, str]]:
+    """A login role of its own, ``grants`` given (``{role}`` stands for its name), allowed
+    ``connections`` at once; yields its name and a URL that logs in as it."""
+    role = f"angles_login_{uuid.uuid4().hex[:8]}"
+    postgres.execute(
+        f"CREATE ROLE {role} LOGIN PASSWORD 'reader' CONNECTION LIMIT {connections}; "
+        f"GRANT USAGE ON SCHEMA public TO {role}; " + grants.format(role=role)
+    )
+    url = urlunsplit(urlsplit(postgres.url)._replace(netloc=f"{role}:reader@127.0.0.1:5432"))
+    try:
+        yield role, url
+    finally:
+        postgres.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")
+
+
+def _sessions_settle_at(postgres: Any, role: str, count: int) -> bool:
+    """Whether the sessions of ``role`` come down to ``count`` within 5 s (a server process
+    ends a moment after its client closes)."""
     deadline = time.monotonic() + 5
     while True:
         sessions = postgres.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'angles' "
-            "AND datname = current_database()"
+            "SELECT count(*) FROM pg_stat_activity WHERE usename = %s", [role]
         )
         if sessions == count or time.monotonic() > deadline:
             return sessions == count
@@ -294,19 +311,18 @@ def _sessions_settle_at(postgres: Any, count: int) -> bool:
 
 def test_tables_read_at_once_give_the_files_read_one_at_a_time_give(bank, tmp_path):
     postgres, make = bank
-    context = make(tables="all", jobs=1)
-    (one_by_one,) = run_backups(context)
-    context.close()
+    (one_by_one,) = run_backups(make(tables="all", jobs=1))
     assert one_by_one.status is Status.OK, one_by_one.message
     expected = _contents(one_by_one, tmp_path / "backups")
     for file in (tmp_path / "backups").iterdir():
         file.unlink()
-    context = make(tables="all", jobs=3)
-    (at_once,) = run_backups(context)
-    assert at_once.status is Status.OK, at_once.message
-    # The readers' connections closed with the backup; the run's own one stays open.
-    assert _sessions_settle_at(postgres, 1)
-    context.close()
+    with login(postgres, "GRANT pg_read_all_data TO {role}") as (role, url):
+        context = make(url=url, tables="all", jobs=3)
+        (at_once,) = run_backups(context)
+        assert at_once.status is Status.OK, at_once.message
+        # The readers' connections closed with the backup; the run's own one stays open.
+        assert _sessions_settle_at(postgres, role, 1)
+        context.close()
     assert [f["table"] for f in at_once.files] == [f["table"] for f in one_by_one.files]
     assert _contents(at_once, tmp_path / "backups") == expected
 
@@ -315,16 +331,10 @@ def test_readers_that_cannot_connect_leave_their_tables_to_the_first(bank, tmp_p
     """A login allowed one connection (a pooler's or a plan's limit): the readers beyond the
     first are refused, and the first reads every table itself."""
     postgres, make = bank
-    role = f"angles_one_connection_{uuid.uuid4().hex[:8]}"
-    postgres.execute(
-        f"CREATE ROLE {role} LOGIN PASSWORD 'reader' CONNECTION LIMIT 1; "
-        f"GRANT pg_read_all_data TO {role}"
-    )
-    url = urlunsplit(urlsplit(postgres.url)._replace(netloc=f"{role}:reader@127.0.0.1:5432"))
-    try:
-        (run,) = run_backups(make(url=url, tables="all", jobs=3))
-    finally:
-        postgres.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")
+    with login(postgres, "GRANT pg_read_all_data TO {role}", connections=1) as (_, url):
+        context = make(url=url, tables="all", jobs=3)
+        (run,) = run_backups(context)
+        context.close()
     assert run.status is Status.OK, run.message
     assert [f["table"] for f in run.files] == ["accounts_a", "accounts_b", "measurements"]
     assert sum(f["record_count"] for f in run.files) == 2 * ACCOUNTS + 2
@@ -339,18 +349,13 @@ def test_readers_that_cannot_connect_leave_their_tables_to_the_first(bank, tmp_p
 def test_a_table_the_login_cannot_read_does_not_stop_the_others(bank, tmp_path, jobs):
     """A refused read aborts a PostgreSQL transaction: the snapshot must go on without it."""
     postgres, make = bank
-    role = f"angles_partial_{uuid.uuid4().hex[:8]}"
-    postgres.execute(
-        f"CREATE ROLE {role} LOGIN PASSWORD 'reader'; GRANT USAGE ON SCHEMA public TO {role}; "
-        f"CREATE TABLE secrets (id int PRIMARY KEY); "
-        f"GRANT SELECT ON accounts_a, accounts_b, measurements TO {role}"
-    )
-    url = urlunsplit(urlsplit(postgres.url)._replace(netloc=f"{role}:reader@127.0.0.1:5432"))
+    postgres.execute("CREATE TABLE secrets (id int PRIMARY KEY)")
+    grants = "GRANT SELECT ON accounts_a, accounts_b, measurements TO {role}"
     tables = ["accounts_a", "secrets", "accounts_b", "measurements"]
-    try:
-        (run,) = run_backups(make(url=url, tables=tables, jobs=jobs))
-    finally:
-        postgres.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")
+    with login(postgres, grants) as (_, url):
+        context = make(url=url, tables=tables, jobs=jobs)
+        (run,) = run_backups(context)
+        context.close()
     assert run.status is Status.ERROR
     assert [f["table"] for f in run.files] == ["accounts_a", "accounts_b", "measurements"]
     assert "reading 'secrets'" in run.message and "permission denied" in run.message
