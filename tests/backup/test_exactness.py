@@ -328,9 +328,9 @@ INSERT INTO ledger VALUES (1, 12.5, '{"a": [1, 2.5, null], "b": {"c": "é"}}', '
 """
 
 
-def test_a_file_from_before_text_columns_still_restores(
-    postgres_db, pipeline_file, angles_cli, tmp_path
-):
+def _legacy_file(postgres_db, pipeline_file, tmp_path, table):
+    """The pipeline, and a backup of ``table`` holding every value in its JSON form, as files
+    up to 1.2.0 do."""
     from dataclasses import replace
     from datetime import UTC, datetime
 
@@ -339,30 +339,62 @@ def test_a_file_from_before_text_columns_still_restores(
     from angles.core.context import Context
     from angles.core.plugins import load_plugins
 
-    postgres_db.execute(LEGACY)
-    original = postgres_db.data_dump()
     path = pipeline_file(PIPELINE.format(url=postgres_db.url))
     plugins = load_plugins()
     context = Context(load_pipeline(path, plugins, environ={}), plugins)
-    try:  # every value in its JSON form, as files up to 1.2.0 hold them
+    try:
         db = context.connection("db")
-        schema = replace(db.describe("ledger"), text_columns=frozenset())
+        schema = replace(db.describe(table), text_columns=frozenset())
         with BackupWriter(schema, datetime(2026, 1, 1, tzinfo=UTC)) as writer:
-            writer.write(db.stream("ledger", schema))
-            file = tmp_path / "ledger_2026-01-01_00-00-00.json"
+            writer.write(db.stream(table, schema))
+            file = tmp_path / f"{table}_2026-01-01_00-00-00.json"
             file.write_bytes(b"".join(writer.chunks()))
     finally:
         context.close()
-    document = json.loads(file.read_text())
-    assert document["metadata"]["text_columns"] == []
-    assert document["data"][0]["attributes"] == {"a": [1, 2.5, None], "b": {"c": "é"}}
+    return path, file
 
+
+def _restores_into_empty(postgres_db, angles_cli, path, file, table, rows):
+    original = postgres_db.data_dump()
     plan = angles_cli("restore", path, "--file", str(file), "--format", "json").json()
-    assert plan["counts"]["unchanged"] == 3, plan
-    postgres_db.execute("TRUNCATE ledger")
+    assert plan["counts"]["unchanged"] == rows, plan
+    postgres_db.execute(f"TRUNCATE {table}")
     result = angles_cli("restore", path, "--file", str(file), "--live", "--yes")
     assert result.exit_code == 0, result.output
     assert postgres_db.data_dump() == original
+
+
+def test_a_file_from_before_text_columns_still_restores(
+    postgres_db, pipeline_file, angles_cli, tmp_path
+):
+    postgres_db.execute(LEGACY)
+    path, file = _legacy_file(postgres_db, pipeline_file, tmp_path, "ledger")
+    document = json.loads(file.read_text())
+    assert document["metadata"]["text_columns"] == []
+    assert document["data"][0]["attributes"] == {"a": [1, 2.5, None], "b": {"c": "é"}}
+    _restores_into_empty(postgres_db, angles_cli, path, file, "ledger", 3)
+
+
+# Only types whose JSON form is also their text: an old file of it is COPY-ed as a new one is.
+LEGACY_PLAIN = r"""
+CREATE TYPE state AS ENUM ('new', 'done');
+CREATE TABLE plain (id bigint PRIMARY KEY, name text, ok boolean, at timestamptz, day date,
+                    u uuid, s state, code varchar(8));
+INSERT INTO plain VALUES (1, E'tab	here \N', true, '2025-01-01 10:00:00.5+00', '0044-03-15 BC',
+                          'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'done', 'x%y'),
+                         (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+                         (-9223372036854775808, '', false, 'infinity', 'infinity',
+                          '00000000-0000-0000-0000-000000000000', 'new', '');
+"""
+
+
+def test_an_old_file_of_plain_types_restores_through_the_typed_copy(
+    postgres_db, pipeline_file, angles_cli, tmp_path
+):
+    postgres_db.execute(LEGACY_PLAIN)
+    path, file = _legacy_file(postgres_db, pipeline_file, tmp_path, "plain")
+    assert json.loads(file.read_text())["metadata"]["text_columns"] == []
+    _restores_into_empty(postgres_db, angles_cli, path, file, "plain", 3)
 
 
 UNKEYED = """

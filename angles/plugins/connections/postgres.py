@@ -878,12 +878,16 @@ class _Stage:
         target = database.relation(self.table)
         key = list(self.schema.primary_key)
         wanted = list(dict.fromkeys([*key, *self.columns]))
-        types = database._table(self.table).types
+        live = database._table(self.table)
+        # The file holds as text every value the table's types need as text (a file from
+        # 1.3.0 on, or one whose columns all read the same either way): each value's text
+        # goes to its type. Older files hold numbers, objects and arrays as JSON.
+        as_text = live.schema.text_columns.intersection(wanted) <= self.schema.text_columns
         try:
             with self._unbounded():
-                if self.schema.text_columns:  # 1.3.0: every value from its text, by its type
-                    self._copy_typed(lines, wanted, types, declared)
-                else:  # older files: values in their JSON form, as PostgREST reads them
+                if as_text:
+                    self._copy_typed(lines, wanted, live.types, declared)
+                else:
                     self._copy_json(lines, wanted, target, declared)
                 if key:
                     self._check_keys(key)
