@@ -28,6 +28,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
+import orjson
+
 from angles import Filter, ForeignKey, Row, ServiceError, SqlDatabase, TableSchema, hookimpl
 from angles.helpers import JSON_TYPES, dumps_exact, excerpt, loads_exact
 
@@ -1257,8 +1259,6 @@ class _CopyRows:
         self.undeclared: str | None = None  # the least undeclared name seen
 
     def line(self, line: bytes) -> bytes:
-        import orjson
-
         try:
             row = orjson.loads(line)
         except orjson.JSONDecodeError:
@@ -1270,10 +1270,15 @@ class _CopyRows:
             extra = min(set(row) - self.declared)
             self.undeclared_rows += 1
             self.undeclared = min(extra, self.undeclared or extra)
+        values = map(row.get, self.columns)
         try:
-            return "\t".join([_copy_field(row.get(c)) for c in self.columns]).encode()
+            if b"\\" not in line:  # no escape in the JSON: no string needs one in COPY
+                fields = [v if type(v) is str else _copy_field(v) for v in values]
+            else:
+                fields = [_copy_field(v) for v in values]
         except TypeError as exc:
             raise self._malformed(f"holds {exc} where a value's text belongs") from None
+        return "\t".join(fields).encode()
 
     def _parsed(self, line: bytes) -> Any:
         """A line orjson refuses: an integer wider than 64 bits is still JSON."""
