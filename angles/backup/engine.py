@@ -245,12 +245,14 @@ def _read_tables(
                 advance(done)
 
     def join_and_read(advance: Advance) -> None:
+        joined = False
         try:
             with database.join_snapshot():
+                joined = True
                 read(advance)
-        except Exception as exc:  # it could not join: the other readers take its tables
+        except Exception as exc:  # the other readers take the tables it did not
             log.warning(
-                "reader not started, the others read its tables",
+                "reader ended" if joined else "reader not started, the others read its tables",
                 backup=export.entry["name"],
                 error=one_line(exc),
             )
