@@ -85,6 +85,19 @@ def pipeline_document(**overrides: Any) -> dict[str, Any]:
     return document
 
 
+def postgres_pipeline(url: str, name: str, **selection: str) -> str:
+    """A pipeline backing the PostgreSQL database at ``url`` up into ``backups/``: one entry,
+    ``name``, choosing its tables by ``selection`` (``table="kinds"``, ``tables="all"``)."""
+    return json.dumps(
+        {
+            "version": 1,
+            "connections": {"db": {"type": "postgres", "url": url}},
+            "sinks": {"local": {"type": "local", "path": "backups"}},
+            "backups": [{"name": name, "connection": "db", **selection, "sinks": ["local"]}],
+        }
+    )
+
+
 def backup_files(folder: Path) -> list[str]:
     """The visible files of a local sink's folder."""
     return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []

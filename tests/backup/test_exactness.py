@@ -12,6 +12,8 @@ import json
 
 import pytest
 
+from .conftest import postgres_pipeline
+
 SCHEMA = """
 CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
 CREATE DOMAIN positive AS numeric CHECK (VALUE > 0);
@@ -65,22 +67,12 @@ CREATE TABLE moods (m mood PRIMARY KEY, note text);
 INSERT INTO moods VALUES ('happy', 'a'), ('sad', 'c'), ('ok', 'z');
 """
 
-PIPELINE = """
-version: 1
-connections:
-  db: {{type: postgres, url: "{url}"}}
-sinks:
-  local: {{type: local, path: backups}}
-backups:
-  - {{name: everything, connection: db, tables: all, sinks: [local]}}
-"""
-
 
 @pytest.fixture
 def edge(postgres_db, pipeline_file):
     postgres_db.execute(SCHEMA)
     postgres_db.execute(ROWS)
-    return pipeline_file(PIPELINE.format(url=postgres_db.url))
+    return pipeline_file(postgres_pipeline(postgres_db.url, "everything", tables="all"))
 
 
 def plan_of(angles_cli, path, table="edge"):
@@ -181,7 +173,7 @@ def test_keys_python_orders_differently_restore_into_a_populated_table(
 ):
     postgres_db.execute("CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy')")
     postgres_db.execute(KEYS)
-    path = pipeline_file(PIPELINE.format(url=postgres_db.url))
+    path = pipeline_file(postgres_pipeline(postgres_db.url, "everything", tables="all"))
     original = postgres_db.data_dump()
     assert angles_cli("backup", path).exit_code == 0
     total = postgres_db.fetchval(f"SELECT count(*) FROM {table}")
@@ -207,7 +199,7 @@ def test_a_backup_through_supabase_is_the_one_postgres_would_take(
     postgres_db.execute(SCHEMA)
     postgres_db.execute(ROWS)
     through_api = through_supabase(pipeline_file, postgrest, "edge", folder="api")
-    direct = pipeline_file(PIPELINE.format(url=postgres_db.url))
+    direct = pipeline_file(postgres_pipeline(postgres_db.url, "everything", tables="all"))
     assert angles_cli("backup", through_api).exit_code == 0
     assert angles_cli("backup", direct).exit_code == 0
     [api_file] = (tmp_path / "api").iterdir()
@@ -272,7 +264,7 @@ def test_the_database_side_diff_plans_what_the_row_by_row_diff_plans(
     postgres_db.execute(SCHEMA)
     postgres_db.execute(ROWS)
     postgres_db.execute("INSERT INTO edge (id, n) SELECT i, i / 7.0 FROM generate_series(6, 300) i")
-    direct = pipeline_file(PIPELINE.format(url=postgres_db.url))
+    direct = pipeline_file(postgres_pipeline(postgres_db.url, "everything", tables="all"))
     through_api = through_supabase(pipeline_file, postgrest, "edge", folder="backups")
     assert angles_cli("backup", direct).exit_code == 0
     [backup] = (tmp_path / "backups").iterdir()
@@ -304,7 +296,7 @@ INSERT INTO "odd names" VALUES
 
 def test_awkward_names_and_copy_escapes_restore_exactly(postgres_db, pipeline_file, angles_cli):
     postgres_db.execute(ODD)
-    path = pipeline_file(PIPELINE.format(url=postgres_db.url))
+    path = pipeline_file(postgres_pipeline(postgres_db.url, "everything", tables="all"))
     original = postgres_db.data_dump()
     assert angles_cli("backup", path).exit_code == 0
     postgres_db.execute('TRUNCATE "odd names"')
@@ -339,7 +331,7 @@ def _legacy_file(postgres_db, pipeline_file, tmp_path, table):
     from angles.core.context import Context
     from angles.core.plugins import load_plugins
 
-    path = pipeline_file(PIPELINE.format(url=postgres_db.url))
+    path = pipeline_file(postgres_pipeline(postgres_db.url, "everything", tables="all"))
     plugins = load_plugins()
     context = Context(load_pipeline(path, plugins, environ={}), plugins)
     try:
@@ -412,7 +404,7 @@ def test_a_table_without_a_key_plans_in_the_database_what_the_row_by_row_diff_pl
 ):
     postgres_db.execute(UNKEYED)
     original = postgres_db.data_dump()
-    direct = pipeline_file(PIPELINE.format(url=postgres_db.url))
+    direct = pipeline_file(postgres_pipeline(postgres_db.url, "everything", tables="all"))
     through_api = through_supabase(pipeline_file, postgrest, "log", folder="backups")
     assert angles_cli("backup", direct).exit_code == 0
     [backup] = (tmp_path / "backups").iterdir()

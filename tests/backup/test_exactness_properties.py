@@ -19,6 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg import sql
 
+from .conftest import postgres_pipeline
+
 SCHEMA = """
 CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy', 'très bien');
 CREATE DOMAIN positive AS numeric CHECK (VALUE > 0);
@@ -207,16 +209,6 @@ COLUMNS: dict[str, st.SearchStrategy[str | None]] = {
 
 rows = st.lists(st.fixed_dictionaries(COLUMNS), min_size=1, max_size=6)
 
-PIPELINE = """
-version: 1
-connections:
-  db: {{type: postgres, url: "{url}"}}
-sinks:
-  local: {{type: local, path: backups}}
-backups:
-  - {{name: kinds, connection: db, table: kinds, sinks: [local]}}
-"""
-
 EXAMPLES = settings(
     max_examples=20,
     deadline=None,
@@ -227,7 +219,7 @@ EXAMPLES = settings(
 @pytest.fixture
 def kinds(postgres_db, pipeline_file):
     postgres_db.execute(SCHEMA)
-    return pipeline_file(PIPELINE.format(url=postgres_db.url))
+    return pipeline_file(postgres_pipeline(postgres_db.url, "kinds", table="kinds"))
 
 
 def fill(postgres_db, generated: list[dict[str, str | None]], first_id: int = 1) -> None:
@@ -345,7 +337,7 @@ def test_a_restore_converges_for_any_key_type(
             "INSERT INTO kinds VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
             [(key, i % 2, f"note {i}") for i, key in enumerate(keys)],
         )
-    path = pipeline_file(PIPELINE.format(url=postgres_db.url))
+    path = pipeline_file(postgres_pipeline(postgres_db.url, "kinds", table="kinds"))
     original = postgres_db.data_dump()
     file = back_up(angles_cli, path)
 

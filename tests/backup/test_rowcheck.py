@@ -17,6 +17,8 @@ from angles.backup.rowcheck import RowChecker
 from angles.cli import main
 from angles.core.errors import RestoreRefused
 
+from .conftest import postgres_pipeline
+
 
 def rewrite(path: Path, change, *, spelled_canonically: bool = False) -> None:
     """Rewrite a backup's rows with ``change(rows)``, with a checksum and count that match
@@ -136,17 +138,6 @@ def test_keys_are_judged_by_the_declared_type(declared, good, bad):
     assert checker.count == 1 and "not of the declared type" in checker.problems[0].problem
 
 
-POSTGRES_PIPELINE = """
-version: 1
-connections:
-  db: {{type: postgres, url: "{url}"}}
-sinks:
-  local: {{type: local, path: backups}}
-backups:
-  - {{name: n, connection: db, table: n, sinks: [local]}}
-"""
-
-
 @pytest.mark.parametrize("spelled_canonically", [True, False], ids=["staged", "row by row"])
 @pytest.mark.parametrize(("change", "where", "problem"), CASES)
 def test_postgres_diffing_in_the_database_refuses_the_same_files(
@@ -154,7 +145,7 @@ def test_postgres_diffing_in_the_database_refuses_the_same_files(
 ):
     postgres_db.execute("CREATE TABLE n (id integer PRIMARY KEY, v text)")
     postgres_db.execute("INSERT INTO n SELECT i, i::text FROM generate_series(1, 5) i")
-    path = pipeline_file(POSTGRES_PIPELINE.format(url=postgres_db.url))
+    path = pipeline_file(postgres_pipeline(postgres_db.url, "n", table="n"))
     assert angles_cli("backup", path).exit_code == 0
     (file,) = (tmp_path / "backups").iterdir()
     rewrite(file, change, spelled_canonically=spelled_canonically)

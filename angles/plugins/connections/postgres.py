@@ -918,7 +918,7 @@ class _Stage:
         ):
             _send_lines(copy, map(fields.line, lines))
         self.total = fields.count
-        fields.check(self.table)
+        fields.check()
 
     def _copy_json(
         self, lines: Iterable[bytes], wanted: list[str], target: str, declared: Sequence[str]
@@ -941,8 +941,6 @@ class _Stage:
         self.connection.execute(f"DROP TABLE {self.raw}")
 
     def _check_columns(self, declared: Sequence[str]) -> None:
-        from angles import BackupError
-
         # jsonb minus the declared names leaves what the metadata does not declare.
         found = self.database.fetch(
             f"SELECT count(*), min(k) FROM (SELECT (SELECT min(k) FROM "
@@ -953,11 +951,7 @@ class _Stage:
         )
         rows, column = found[0]
         if rows:
-            raise BackupError(
-                f"{rows} row(s) of the backup hold a column {column!r} that its metadata does "
-                "not declare; a restore would drop those values",
-                hint="the file was edited or written by another tool; restore another backup",
-            )
+            raise _undeclared(rows, column)
 
     def _check_keys(self, key: list[str]) -> None:
         import psycopg
@@ -974,7 +968,7 @@ class _Stage:
             raise BackupError(
                 f"{nulls} row(s) of the backup have no value for the primary key "
                 f"{', '.join(key)} of {self.table!r}",
-                hint="the file was edited or written by another tool; restore another backup",
+                hint=_EDITED,
             )
         # A unique index finds a repeated key (and speeds the joins that follow).
         try:
@@ -983,7 +977,7 @@ class _Stage:
             detail = exc.diag.message_detail or ""
             raise BackupError(
                 f"the backup repeats a primary key of {self.table!r} ({excerpt(detail, 160)})",
-                hint="the file was edited or written by another tool; restore another backup",
+                hint=_EDITED,
             ) from exc
 
     def _refusal(self, exc: Exception) -> Exception:
@@ -1136,7 +1130,7 @@ class _Stage:
         """Judged again as it writes (the table may have changed since the plan), but only
         the rows the plan would write: a row the plan found unchanged is left as it is."""
         database = self.database
-        kinds = ["insert", "update"] + (["newer_in_database"] if overwrite_newer else [])
+        kinds = _written_kinds(overwrite_newer)
         insert, written, connection = self._insert()
         names = ", ".join(map(database.quote, written))
         if self._target_is_empty():  # a disaster recovery: every row is missing
@@ -1238,8 +1232,7 @@ class _UnkeyedStage(_Stage):
         names = ", ".join(map(self.database.quote, written))
         source = f"({self._missing()}) m" if not self._target_is_empty() else self.rows
         count = connection.execute(f"{insert} SELECT {names} FROM {source}", ()).rowcount
-        kinds = ["insert", "update"] + (["newer_in_database"] if overwrite_newer else [])
-        return {kind: count if kind == "insert" else 0 for kind in kinds}
+        return {kind: count if kind == "insert" else 0 for kind in _written_kinds(overwrite_newer)}
 
 
 class _CopyRows:
@@ -1292,19 +1285,27 @@ class _CopyRows:
 
         return BackupError(
             f"row {self.count + 1} of the backup {what}",
-            hint="the file was edited or written by another tool; restore another backup",
+            hint=_EDITED,
         )
 
-    def check(self, table: str) -> None:
-        from angles import BackupError
-
+    def check(self) -> None:
+        """Refuse the file if a line held a column the metadata does not declare."""
         if self.undeclared_rows:
-            raise BackupError(
-                f"{self.undeclared_rows} row(s) of the backup hold a column "
-                f"{self.undeclared!r} that its metadata does not declare; a restore would "
-                "drop those values",
-                hint="the file was edited or written by another tool; restore another backup",
-            )
+            raise _undeclared(self.undeclared_rows, self.undeclared)
+
+
+#: The hint of every problem found in a backup's rows.
+_EDITED = "the file was edited or written by another tool; restore another backup"
+
+
+def _undeclared(rows: int, column: str | None) -> Exception:
+    from angles import BackupError
+
+    return BackupError(
+        f"{rows} row(s) of the backup hold a column {column!r} that its metadata does not "
+        "declare; a restore would drop those values",
+        hint=_EDITED,
+    )
 
 
 #: What ``COPY``'s text format escapes in a field.
@@ -1325,6 +1326,11 @@ def _copy_field(value: Any) -> str:
     if kind is int:
         return str(value)
     raise TypeError({dict: "a JSON object", list: "a JSON array"}.get(kind, "a JSON number"))
+
+
+def _written_kinds(overwrite_newer: bool) -> list[str]:
+    """The verdicts a live restore writes."""
+    return ["insert", "update"] + (["newer_in_database"] if overwrite_newer else [])
 
 
 def _copy_statement(cursor: Any, statement: str, params: Sequence[Any] = ()) -> Any:
